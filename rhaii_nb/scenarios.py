@@ -26,10 +26,11 @@ SCENARIOS: dict[str, Scenario] = {
     for s in [
         Scenario(
             name="quota-short",
-            what="TPU v6e quota is 8 chips and the node pool gets only 2 nodes, so one replica cannot schedule.",
-            symptom="Only 2/3 replicas Ready; one vLLM pod stays Pending with "
-            "'0/2 nodes are available: 2 Insufficient google.com/tpu'.",
-            fails_at="04_inference_service",
+            what="The region's TPU v6e quota is 8 chips (12 needed); a pool created anyway gets only 2 nodes, "
+            "so one replica cannot schedule.",
+            symptom="Preflight fails its quota check; run past it and only 2/3 replicas become Ready, one vLLM "
+            "pod Pending with '0/2 nodes are available: 2 Insufficient google.com/tpu'.",
+            fails_at="00_preflight",
             cause="Not enough TPU nodes (chips) for the requested replicas.",
             fix="Request more TPU v6e quota, or resize the node pool to one node per replica within quota.",
             fixable=False,

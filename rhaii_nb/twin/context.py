@@ -106,6 +106,8 @@ class TwinContext:
     scenarios: frozenset[str] = frozenset()
     pki: Any = None  # twin/pki.py: Pki (ca_cert_path, server_ssl_context(dns_names), ...)
     replicas: ReplicaRegistry = field(default_factory=ReplicaRegistry)
+    # twin/podlogs.py: PodLogs — per-container log lines, written by the kubelet, served by the API.
+    logs: Any = None
     # URLs of the twin's servers, filled in by the daemon: kubernetes, gke, gateway.
     endpoints: dict[str, str] = field(default_factory=dict)
     # Start/stop the Kubernetes API listener: the GKE API calls these when its cluster's control
