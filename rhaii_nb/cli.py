@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # One module per subcommand group, in the order `rhaii-nb --help` lists them.
 SUBCOMMAND_MODULES = [
     "rhaii_nb.params_cli",
+    "rhaii_nb.twin_cli",
+    "rhaii_nb.run_cli",
+    "rhaii_nb.lab_cli",
 ]
 
 
@@ -24,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+        # A subcommand group not written yet is simply absent from --help.
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(subparsers)
     return parser
 
 
