@@ -48,7 +48,10 @@ def service_account(service: str) -> str:
 
 def workload_selector(service: str) -> str:
     """Label selector matching the service's workload (vLLM) pods."""
-    return f"app.kubernetes.io/part-of=llminferenceservice,app.kubernetes.io/name={service},kserve.io/component=workload"
+    return (
+        "app.kubernetes.io/part-of=llminferenceservice,"
+        f"app.kubernetes.io/name={service},kserve.io/component=workload"
+    )
 
 
 def scheduler_selector(service: str) -> str:

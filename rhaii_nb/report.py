@@ -105,12 +105,13 @@ vertical-align: top; text-align: left; }} ul {{ margin: 0; padding-left: 1em; }}
 .failure {{ background: #fee; padding: 1em; white-space: pre-wrap; }}
 </style></head><body>
 <h1>RHAII on GKE TPU runbook — {badge}</h1>
-<p>Started {html.escape(summary.get('started_at', ''))}, finished {html.escape(summary.get('finished_at', ''))}.
-Target: <b>{html.escape(str(summary.get('params', {}).get('target', '?')))}</b>.</p>
+<p>Started {html.escape(summary.get("started_at", ""))},
+finished {html.escape(summary.get("finished_at", ""))}.
+Target: <b>{html.escape(str(summary.get("params", {}).get("target", "?")))}</b>.</p>
 {failure_html}
 <h2>Notebooks</h2>
 <table><tr><th></th><th>notebook</th><th>status</th><th>duration</th><th>success criteria</th></tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 {cost_html}
 <h2>Parameters</h2><table>{params_rows}</table>
 </body></html>

@@ -19,15 +19,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--params", type=Path, help="params YAML (default: params/local.yaml)")
     parser.add_argument(
-        "-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one parameter; the value is read as YAML (repeatable)",
     )
     parser.add_argument("--from", dest="from_notebook", metavar="NN", help="start at this notebook (e.g. 04)")
     parser.add_argument("--only", metavar="NN,…", help="run only these notebooks (comma-separated)")
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a failed run from where it stopped")
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue a failed run from where it stopped"
+    )
     parser.add_argument("--output", type=Path, metavar="DIR", help="run directory (default runs/<timestamp>)")
     parser.add_argument(
-        "--scenario", action="append", default=[], metavar="NAME",
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="switch on a twin failure scenario for training (repeatable)",
     )
     parser.add_argument("--keep-twin", action="store_true", help="leave the local twin running after success")

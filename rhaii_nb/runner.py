@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,7 @@ def new_run_dir(output: Path | None) -> Path:
     """``output`` if given, else ``runs/<UTC timestamp>`` under the project."""
     if output is not None:
         return output.resolve()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return (PROJECT_ROOT / "runs" / stamp).resolve()
 
 
@@ -161,7 +161,9 @@ def run_runbook(options: RunOptions, echo: Callable[[str], None] = print) -> Run
         overrides["twin_home"] = str(run_dir / "twin")
     # Validation happens here, before any notebook (and anything in a cluster) runs.
     params = load_params(params_file, overrides)
-    notebooks = select_notebooks(discover_notebooks(options.notebooks_dir), options.from_notebook, options.only)
+    notebooks = select_notebooks(
+        discover_notebooks(options.notebooks_dir), options.from_notebook, options.only
+    )
     if not notebooks:
         raise RunnerError(f"no notebooks to run in {options.notebooks_dir}")
 
@@ -178,7 +180,9 @@ def run_runbook(options: RunOptions, echo: Callable[[str], None] = print) -> Run
     try:
         for index, (path, result) in enumerate(zip(notebooks, results, strict=True), start=1):
             if options.resume and result.status in ("passed", "skipped"):
-                echo(f"[{index}/{len(notebooks)}] {path.stem}: {result.status} in the earlier run, not re-run")
+                echo(
+                    f"[{index}/{len(notebooks)}] {path.stem}: {result.status} in the earlier run, not re-run"
+                )
                 continue
             echo(f"[{index}/{len(notebooks)}] {path.stem} ...")
             _execute(path, result, run_dir, params_file, overrides, options)
@@ -194,8 +198,10 @@ def run_runbook(options: RunOptions, echo: Callable[[str], None] = print) -> Run
         if twin is not None and summary.ok and not options.keep_twin:
             twin.stop()
         elif twin is not None:
-            echo(f"The twin keeps running for inspection: KUBECONFIG={twin.kubeconfig}; stop it with "
-                 f"`rhaii-nb twin down --home {twin.home}`")
+            echo(
+                f"The twin keeps running for inspection: KUBECONFIG={twin.kubeconfig}; stop it with "
+                f"`rhaii-nb twin down --home {twin.home}`"
+            )
     if not summary.ok and summary.failed is not None:
         echo(summary.failure_message())
     echo(f"Report: {run_dir / 'index.html'}")
@@ -246,13 +252,21 @@ def _execute(
         }
     except CellTimeoutError as exc:
         result.status = "failed"
-        result.error = {"cell_index": _running_cell(output), "step": None, "ename": "CellTimeoutError",
-                        "evalue": f"a cell ran longer than its timeout and was interrupted ({exc})"}
+        result.error = {
+            "cell_index": _running_cell(output),
+            "step": None,
+            "ename": "CellTimeoutError",
+            "evalue": f"a cell ran longer than its timeout and was interrupted ({exc})",
+        }
         result.error["step"] = _step_heading(output, result.error["cell_index"])
     except DeadKernelError as exc:
         result.status = "failed"
-        result.error = {"cell_index": _running_cell(output), "step": None, "ename": "DeadKernelError",
-                        "evalue": f"the kernel died (out of memory or killed): {exc}"}
+        result.error = {
+            "cell_index": _running_cell(output),
+            "step": None,
+            "ename": "DeadKernelError",
+            "evalue": f"the kernel died (out of memory or killed): {exc}",
+        }
     finally:
         result.duration_s = time.monotonic() - started
         result.records = read_records(records_file)
@@ -332,7 +346,9 @@ def _options_for_resume(options: RunOptions) -> RunOptions:
     run_dir = Path(options.resume)
     saved_file = run_dir / "run-options.json"
     if not saved_file.exists():
-        raise RunnerError(f"{run_dir} is not a run directory (no run-options.json); pass a runs/<timestamp> dir")
+        raise RunnerError(
+            f"{run_dir} is not a run directory (no run-options.json); pass a runs/<timestamp> dir"
+        )
     saved = json.loads(saved_file.read_text())
     options.params_file = Path(saved["params_file"])
     options.overrides = {**saved["overrides"], **options.overrides}
@@ -341,7 +357,9 @@ def _options_for_resume(options: RunOptions) -> RunOptions:
     return options
 
 
-def _write_run_options(run_dir: Path, params_file: Path, overrides: dict[str, Any], options: RunOptions) -> None:
+def _write_run_options(
+    run_dir: Path, params_file: Path, overrides: dict[str, Any], options: RunOptions
+) -> None:
     """Save how the run was started, so ``--resume`` can continue it. Holds file paths only."""
     saved = {
         "params_file": str(params_file),
@@ -359,7 +377,9 @@ def _previous_results(run_dir: Path) -> dict[str, NotebookResult]:
         return {}
     results = {}
     for entry in json.loads(summary_file.read_text()).get("notebooks", []):
-        result = NotebookResult(entry["name"], entry["status"], entry.get("duration_s", 0.0), entry.get("error"))
+        result = NotebookResult(
+            entry["name"], entry["status"], entry.get("duration_s", 0.0), entry.get("error")
+        )
         result.records = read_records(run_dir / "records" / f"{entry['name']}.jsonl")
         results[entry["name"]] = result
     return results
@@ -409,4 +429,4 @@ def _redact(text: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

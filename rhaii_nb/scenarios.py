@@ -26,10 +26,10 @@ SCENARIOS: dict[str, Scenario] = {
     for s in [
         Scenario(
             name="quota-short",
-            what="The region's TPU v6e quota is 8 chips (12 needed); a pool created anyway gets only 2 nodes, "
-            "so one replica cannot schedule.",
-            symptom="Preflight fails its quota check; run past it and only 2/3 replicas become Ready, one vLLM "
-            "pod Pending with '0/2 nodes are available: 2 Insufficient google.com/tpu'.",
+            what="The region's TPU v6e quota is 8 chips (12 needed); a pool created anyway gets "
+            "only 2 nodes, so one replica cannot schedule.",
+            symptom="Preflight fails its quota check; run past it and only 2/3 replicas become Ready, "
+            "one vLLM pod Pending with '0/2 nodes are available: 2 Insufficient google.com/tpu'.",
             fails_at="00_preflight",
             cause="Not enough TPU nodes (chips) for the requested replicas.",
             fix="Request more TPU v6e quota, or resize the node pool to one node per replica within quota.",
