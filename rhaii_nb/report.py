@@ -15,10 +15,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-PLOTLY_CDN = re.compile(r"https://cdn\.plot\.ly/plotly-[0-9.]+(?:\.min)?(?:\.js)?")
+PLOTLY_CDN = re.compile(r"https://cdn\.plot\.ly/plotly-\d+\.\d+\.\d+(?:\.min)?(?:\.js)?")
 SRI_ATTRIBUTES = re.compile(r'\s(?:integrity|crossorigin)="[^"]*"')
 MODULE_IMPORT = re.compile(r'<script type="module">import "https://cdn\.plot\.ly/[^"]*"</script>')
-MATHJAX_CDN = re.compile(r'<script src="https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^"]*"></script>')
+# MathJax is not needed by the charts; require.js would capture plotly.js as an AMD module online.
+CDN_SCRIPTS = re.compile(
+    r'<script[^>]*src="https://cdnjs\.cloudflare\.com/ajax/libs/(?:mathjax|require\.js)/[^"]*"[^>]*>\s*</script>'
+)
 
 
 def build_report(run_dir: Path) -> Path:
@@ -53,10 +56,10 @@ def render_notebook(path: Path) -> str:
 def localize_plotly(page: str) -> str:
     """Point plotly's CDN script tags at the local ``plotly.min.js`` and drop what needs the network."""
     page = MODULE_IMPORT.sub("", page)
-    page = MATHJAX_CDN.sub("", page)
+    page = CDN_SCRIPTS.sub("", page)
     page = PLOTLY_CDN.sub("plotly.min.js", page)
     return re.sub(
-        r'<script charset="utf-8" src="plotly\.min\.js"[^>]*>',
+        r'<script[^>]*src="plotly\.min\.js"[^>]*>',
         lambda m: SRI_ATTRIBUTES.sub("", m.group(0)),
         page,
     )
