@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` and `make test`. POSIX make; no GNU extensions.
+# Each creates .venv when missing and re-installs the project when pyproject.toml changed.
+
+PYTHON = python3
+VENV = .venv
+STAMP = $(VENV)/.installed-stamp
+
+.PHONY: demo test venv
+
+demo: $(STAMP)
+	@test -f rhaii_nb/runner.py || { echo "make demo: the runbook runner (rhaii_nb/runner.py) is not in this checkout yet; nothing to run." >&2; exit 1; }
+	$(VENV)/bin/rhaii-nb run --params params/local.yaml
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || { echo "Could not create $(VENV): on Debian/Ubuntu run: apt-get install python3-venv" >&2; exit 1; }
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
