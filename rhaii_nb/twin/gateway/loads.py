@@ -1,0 +1,48 @@
+"""The EPP's view of replica load: ``/metrics`` scraped in the background, parsed as Prometheus text.
+
+Like the GAIE EPP (which refreshes every 50 ms) the twin's EPP keeps, per endpoint, the last values
+of ``vllm:num_requests_waiting``, ``vllm:num_requests_running`` and ``vllm:kv_cache_usage_perc``
+(older vLLM: ``vllm:gpu_cache_usage_perc``). An endpoint it cannot scrape (down, or blocked by a
+NetworkPolicy) keeps no entry, so scorers treat it as idle.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from rhaii_nb.twin.gateway.scorers import EndpointLoad
+
+SCRAPE_INTERVAL_S = 0.075
+SCRAPE_TIMEOUT_S = 1.0
+WAITING = "vllm:num_requests_waiting"
+RUNNING = "vllm:num_requests_running"
+KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+
+
+def parse_load(text: str) -> EndpointLoad:
+    """The load gauges from a vLLM ``/metrics`` body (summed over label sets, e.g. per model)."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (WAITING, RUNNING, *KV_USAGE):
+                values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+    kv = next((values[name] for name in KV_USAGE if name in values), 0.0)
+    return EndpointLoad(waiting=values.get(WAITING, 0.0), running=values.get(RUNNING, 0.0), kv_usage=kv)
+
+
+async def scrape_load(
+    session: aiohttp.ClientSession, base_url: str, ssl_context: ssl.SSLContext | bool
+) -> EndpointLoad | None:
+    """GET ``<base_url>/metrics`` and parse it; None when the replica does not answer 200 in time."""
+    try:
+        async with session.get(
+            f"{base_url}/metrics", ssl=ssl_context, timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
+        ) as resp:
+            if resp.status != 200:
+                return None
+            return parse_load(await resp.text())
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
