@@ -345,8 +345,10 @@ class _Handlers:
 
         if parsed.chat:
             await send([_choice(parsed, "", None, delta={"role": "assistant", "content": ""})])
+        sent = 0
         async for piece in request.stream():
-            finish = request.finish_reason if request.done and request.tokens.empty() else None
+            sent += 1
+            finish = request.finish_reason if sent == len(request.output) else None
             if parsed.chat:
                 await send([_choice(parsed, "", finish, delta={"content": piece})])
             else:
