@@ -45,8 +45,18 @@ def _condition_true(pod: Pod, kind: str) -> bool:
     )
 
 
-def pod_stage(pod: Pod) -> str:
-    """The pod's STATUS exactly as ``kubectl get pods`` prints it."""
+@dataclass(frozen=True)
+class KubectlColumns:
+    """What ``kubectl get pods`` shows for a pod: READY (ready/total), STATUS, RESTARTS."""
+
+    ready: int
+    total: int
+    status: str
+    restarts: int
+
+
+def kubectl_columns(pod: Pod) -> KubectlColumns:
+    """READY, STATUS and RESTARTS computed as kubectl's ``printPod`` does, branch for branch."""
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     metadata = pod.get("metadata") or {}
     phase = status.get("phase") or ""
@@ -57,13 +67,21 @@ def pod_stage(pod: Pod) -> str:
 
     init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
     init_count = len(spec.get("initContainers") or [])
+    total = len(spec.get("containers") or []) + sum(1 for c in init_specs.values() if _restartable(c))
+    ready = restarts = sidecar_restarts = 0
     initializing = False
     for index, container in enumerate(status.get("initContainerStatuses") or []):
         state = container.get("state") or {}
         terminated, waiting = state.get("terminated"), state.get("waiting")
+        sidecar = _restartable(init_specs.get(container.get("name")))
+        restarts += int(container.get("restartCount") or 0)
+        if sidecar:
+            sidecar_restarts += int(container.get("restartCount") or 0)
         if terminated is not None and terminated.get("exitCode", 0) == 0:
             continue
-        if _restartable(init_specs.get(container.get("name"))) and container.get("started"):
+        if sidecar and container.get("started"):
+            if container.get("ready"):
+                ready += 1
             continue
         if terminated is not None:
             if not terminated.get("reason"):
@@ -81,8 +99,10 @@ def pod_stage(pod: Pod) -> str:
         break
 
     if not initializing or _condition_true(pod, "Initialized"):
+        restarts = sidecar_restarts
         has_running = False
         for container in reversed(status.get("containerStatuses") or []):
+            restarts += int(container.get("restartCount") or 0)
             state = container.get("state") or {}
             waiting, terminated = state.get("waiting"), state.get("terminated")
             if waiting is not None and waiting.get("reason"):
@@ -96,6 +116,7 @@ def pod_stage(pod: Pod) -> str:
                     reason = f"ExitCode:{terminated.get('exitCode', 0)}"
             elif container.get("ready") and state.get("running") is not None:
                 has_running = True
+                ready += 1
         if reason == "Completed" and has_running:
             reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
 
@@ -103,33 +124,23 @@ def pod_stage(pod: Pod) -> str:
         reason = "Unknown"
     elif metadata.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
         reason = "Terminating"
-    return reason
+    return KubectlColumns(ready, total, reason, restarts)
+
+
+def pod_stage(pod: Pod) -> str:
+    """The pod's STATUS exactly as ``kubectl get pods`` prints it."""
+    return kubectl_columns(pod).status
 
 
 def ready_containers(pod: Pod) -> tuple[int, int]:
-    """(ready, total) as kubectl's READY column counts them (sidecar init containers included)."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
-    total = len(spec.get("containers") or []) + sum(1 for c in init_specs.values() if _restartable(c))
-    ready = sum(
-        1
-        for c in status.get("initContainerStatuses") or []
-        if _restartable(init_specs.get(c.get("name"))) and c.get("started") and c.get("ready")
-    )
-    ready += sum(
-        1
-        for c in status.get("containerStatuses") or []
-        if c.get("ready") and (c.get("state") or {}).get("running")
-    )
-    return ready, total
+    """(ready, total): kubectl's READY column (sidecar init containers included)."""
+    columns = kubectl_columns(pod)
+    return columns.ready, columns.total
 
 
 def restarts(pod: Pod) -> int:
-    """Restart count as kubectl shows it (init containers while initializing, else the containers)."""
-    status = pod.get("status") or {}
-    init = sum(int(c.get("restartCount") or 0) for c in status.get("initContainerStatuses") or [])
-    main = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
-    return init if pod_stage(pod).startswith("Init:") else main
+    """kubectl's RESTARTS count (init containers while initializing, else the containers + sidecars)."""
+    return kubectl_columns(pod).restarts
 
 
 def _created(pod: Pod) -> dt.datetime | None:
