@@ -102,7 +102,8 @@ def load_catalog() -> Catalog:
     raw = yaml.safe_load(text)
     tpu = raw["tpu_v6e"]
     regions = {
-        region: tuple(f"{region}-{letter}" for letter in letters) for region, letters in raw["regions"].items()
+        region: tuple(f"{region}-{letter}" for letter in letters)
+        for region, letters in raw["regions"].items()
     }
     tpu_zones = frozenset(tpu["zones"])
     for zone in tpu_zones:  # a TPU zone is a zone: keep the two lists consistent
