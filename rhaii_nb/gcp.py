@@ -33,12 +33,13 @@ class GcpEndpoints:
     container: str = "https://container.googleapis.com"
     quotas: str = "https://cloudquotas.googleapis.com"
     resource_manager: str = "https://cloudresourcemanager.googleapis.com"
+    compute: str = "https://compute.googleapis.com"
 
     @classmethod
     def single(cls, base_url: str) -> GcpEndpoints:
-        """All three APIs behind one base URL (the twin's GKE server)."""
+        """All the APIs behind one base URL (the twin's GKE server)."""
         base = base_url.rstrip("/")
-        return cls(container=base, quotas=base, resource_manager=base)
+        return cls(container=base, quotas=base, resource_manager=base, compute=base)
 
     @property
     def is_google(self) -> bool:
@@ -155,6 +156,15 @@ class GcpClients:
         response = self.http.post(url, json={"permissions": permissions})
         raise_for_google_status(response, f"testing IAM permissions on project {project}")
         return list(response.json().get("permissions", []))
+
+    def machine_type(self, project: str, zone: str, name: str) -> dict[str, Any] | None:
+        """Compute Engine ``machineTypes.get`` in a zone; None when the zone does not offer it (404)."""
+        url = f"{self.endpoints.compute}/compute/v1/projects/{project}/zones/{zone}/machineTypes/{name}"
+        response = self.http.get(url)
+        if response.status_code == 404:
+            return None
+        raise_for_google_status(response, f"looking up machine type {name} in {zone}")
+        return response.json()
 
     def close(self) -> None:
         """Close the HTTP clients."""

@@ -10,7 +10,8 @@ roles, only looks for secret *files*, checks a wrong CRD name), this checks:
   credentials) — without revealing them;
 - TPU v6e quota in the region (Cloud Quotas ``quotaInfos``, ``TPUS-PER-TPU-FAMILY-per-project-region``,
   dimension ``tpu_family: CT6E``) ≥ the chips the node pool needs;
-- the zone offers the machine type (catalog) and GKE serves the zone (``getServerConfig``).
+- the zone offers the machine type (catalog + Compute ``machineTypes.get``) and GKE serves the zone
+  (``getServerConfig``).
 
 Returns a :class:`CheckTable`: ✅/❌ (⚠️ for optional) with a fix for each failure, and ``.failed``.
 """
@@ -312,7 +313,7 @@ def check_quota(session: Any, params: Any) -> Check:
 
 
 def check_zone(session: Any, params: Any) -> Check:
-    """The zone offers the TPU machine type (catalog) and GKE serves the zone (server config)."""
+    """The zone offers the TPU machine type (catalog + Compute API) and GKE serves the zone."""
     catalog = load_catalog()
     name = "zone offers machine type"
     fix = f"use a TPU v6e zone: {', '.join(sorted(catalog.zones_with_tpu_v6e))}"
@@ -320,9 +321,16 @@ def check_zone(session: Any, params: Any) -> Check:
         return Check(name, False, f"{params.machine_type} is not offered in {params.zone}", fix)
 
     def run() -> Check:
+        offered = session.gcp.machine_type(params.project, params.zone, params.machine_type)
+        if offered is None:
+            return Check(
+                name, False, f"Compute Engine does not offer {params.machine_type} in {params.zone}", fix
+            )
         config = session.gke.get_server_config(name=session.location_path, retry=session.gcp.retry)
         version = config.default_cluster_version or "available"
-        return Check(name, True, f"{params.machine_type} in {params.zone}; GKE {version}")
+        return Check(
+            name, True, f"{params.machine_type} in {params.zone} (catalog and Compute API); GKE {version}"
+        )
 
     return _guard(name, f"check that GKE is available in {params.zone} for project {params.project}", run)
 
