@@ -26,7 +26,7 @@ def _tpu_nodes(session, params) -> list[str]:
 def test_no_kubernetes_client_before_the_cluster_exists(twin_session) -> None:
     session, _ = twin_session
     assert session.get_cluster() is None
-    with pytest.raises(ClusterNotReady, match="does not exist yet. Fix: create it first"):
+    with pytest.raises(ClusterNotReady, match=r"does not exist yet\. Fix: create it first"):
         session.core.list_node()
 
 
