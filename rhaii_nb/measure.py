@@ -1,0 +1,575 @@
+"""Measuring the service the way the guide does — and better: cache test, throughput, TTFT, sweeps.
+
+Every helper talks plain OpenAI-compatible HTTP with one shared ``httpx.AsyncClient`` (HTTP/1.1
+keep-alive, a pool sized to the concurrency), so it runs unchanged against real vLLM behind the
+real gateway and against the twin: only ``base_url`` (which may carry a path prefix such as
+``http://GATEWAY/rhaii-inference/qwen-3b-tpu-svc``) and the TLS ``verify`` setting differ.
+
+Each call is synchronous for notebooks (``asyncio.run``, or a worker thread when Jupyter's loop
+is running); the ``*_async`` versions are the real implementations. Every request becomes one row
+of a pandas DataFrame (``RECORD_COLUMNS``); results are small dataclasses with ``.df`` and a
+``summary()`` dict that a success-criteria cell can check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import math
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import pandas as pd
+
+from rhaii_nb.workload import GUIDE_SHORT_PROMPT, cache_note, default_cache_prompt, long_prefix
+
+T = TypeVar("T")
+VerifyType = bool | str | ssl.SSLContext
+DEFAULT_MODEL = "/mnt/models"
+REPLICA_HEADER = "x-rhaii-replica"
+FALLBACK_REPLICA_HEADERS = ("x-inference-pod", "x-gateway-destination-endpoint")
+RECORD_COLUMNS = [
+    "i",
+    "t_start",
+    "latency_s",
+    "ttft_s",
+    "status",
+    "replica",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "hit",
+    "error",
+    "label",
+]
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, also inside a running loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rhaii-measure") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach the OpenAI-compatible service."""
+
+    base_url: str
+    model: str = DEFAULT_MODEL
+    verify: VerifyType = True
+    headers: Mapping[str, str] = field(default_factory=dict)
+    replica_header: str = REPLICA_HEADER
+    timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        if self.verify is False and self.base_url.startswith("https://"):
+            # Loud on purpose: the guide's `curl -k` habit is what this project replaces.
+            import warnings
+
+            warnings.warn(
+                f"TLS verification is OFF for {self.base_url}; pass verify=<CA bundle path> instead.",
+                stacklevel=3,
+            )
+
+    def url(self, path: str) -> str:
+        """Full URL of an API path such as ``/v1/completions``."""
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def client(self, concurrency: int = 1) -> httpx.AsyncClient:
+        """One shared keep-alive client with a pool sized to ``concurrency``."""
+        limits = httpx.Limits(
+            max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)
+        )
+        timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
+        return httpx.AsyncClient(
+            verify=self.verify, headers=dict(self.headers), limits=limits, timeout=timeout
+        )
+
+
+def _endpoint(base_url: str | Endpoint, model: str, options: Mapping[str, Any]) -> Endpoint:
+    if isinstance(base_url, Endpoint):
+        if options:
+            raise TypeError(f"options {sorted(options)} go into the Endpoint, not the call")
+        return base_url
+    return Endpoint(base_url, model, **options)
+
+
+def _error_text(status: int, body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        error = data.get("error", data)
+        message = error.get("message") if isinstance(error, dict) else str(error)
+    except (ValueError, AttributeError):
+        message = body.decode("utf-8", "replace")[:200]
+    return f"HTTP {status}: {message}"
+
+
+def _replica_of(headers: httpx.Headers, header: str) -> str | None:
+    for name in (header, *FALLBACK_REPLICA_HEADERS):
+        if name in headers:
+            return headers[name]
+    return None
+
+
+async def request_once(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    prompt: str,
+    *,
+    max_tokens: int = 10,
+    stream: bool = True,
+    t0: float | None = None,
+    index: int = 0,
+    label: str = "",
+) -> dict[str, Any]:
+    """Send one completion; return its record (latency, TTFT, status, replica, usage, error)."""
+    payload: dict[str, Any] = {
+        "model": endpoint.model,
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
+    if stream:
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+    started = time.perf_counter()
+    record: dict[str, Any] = {
+        "i": index,
+        "t_start": started - (t0 if t0 is not None else started),
+        "ttft_s": math.nan,
+        "status": 0,
+        "replica": None,
+        "error": None,
+        "label": label,
+    }
+    usage: dict[str, Any] | None = None
+    has_choices = False
+    try:
+        if stream:
+            async with client.stream("POST", endpoint.url("/v1/completions"), json=payload) as response:
+                record["status"] = response.status_code
+                record["replica"] = _replica_of(response.headers, endpoint.replica_header)
+                if response.status_code != 200:
+                    record["error"] = _error_text(response.status_code, await response.aread())
+                else:
+                    async for line in response.aiter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            break
+                        chunk = json.loads(data)
+                        if "error" in chunk:
+                            record["error"] = f"stream error: {chunk['error']}"
+                            break
+                        choices = chunk.get("choices") or []
+                        if choices:
+                            has_choices = True
+                            if math.isnan(record["ttft_s"]) and (
+                                choices[0].get("text") or (choices[0].get("delta") or {}).get("content")
+                            ):
+                                record["ttft_s"] = time.perf_counter() - started
+                        usage = chunk.get("usage") or usage
+        else:
+            response = await client.post(endpoint.url("/v1/completions"), json=payload)
+            record["status"] = response.status_code
+            record["replica"] = _replica_of(response.headers, endpoint.replica_header)
+            if response.status_code != 200:
+                record["error"] = _error_text(response.status_code, response.content)
+            else:
+                body = response.json()
+                has_choices = bool(body.get("choices"))
+                usage = body.get("usage")
+    except (httpx.HTTPError, ValueError) as exc:
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    record["latency_s"] = time.perf_counter() - started
+    if record["error"] is None and not has_choices:
+        record["error"] = "response has no choices"
+    details = (usage or {}).get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens")
+    record["prompt_tokens"] = (usage or {}).get("prompt_tokens", math.nan)
+    record["completion_tokens"] = (usage or {}).get("completion_tokens", math.nan)
+    record["cached_tokens"] = math.nan if cached is None else cached
+    record["hit"] = None if cached is None else cached > 0
+    return record
+
+
+def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Records → DataFrame with ``RECORD_COLUMNS``, ordered by request index."""
+    frame = pd.DataFrame(list(records), columns=RECORD_COLUMNS)
+    return frame.sort_values("i", kind="stable").reset_index(drop=True)
+
+
+def latency_percentiles(df: pd.DataFrame, column: str = "latency_s") -> dict[str, float]:
+    """p50/p90/p99 and mean of successful requests (linear interpolation, like numpy)."""
+    values = df.loc[df["error"].isna(), column].dropna().astype(float)
+    if values.empty:
+        return {"p50": math.nan, "p90": math.nan, "p99": math.nan, "mean": math.nan}
+    quantiles = values.quantile([0.5, 0.9, 0.99])
+    return {
+        "p50": float(quantiles[0.5]),
+        "p90": float(quantiles[0.9]),
+        "p99": float(quantiles[0.99]),
+        "mean": float(values.mean()),
+    }
+
+
+# ---- the bounded load loop ----------------------------------------------------------------------
+@dataclass
+class LoadResult:
+    """A finished load run: one row per request plus wall time."""
+
+    df: pd.DataFrame
+    wall_s: float
+    concurrency: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        """Requests answered 200 with choices."""
+        return int(self.df["error"].isna().sum())
+
+    @property
+    def failed(self) -> int:
+        """Requests that failed (HTTP error, transport error or no choices)."""
+        return int(self.df["error"].notna().sum())
+
+    @property
+    def req_per_s(self) -> float:
+        """Completed requests per second of wall time (the guide's throughput)."""
+        return self.succeeded / self.wall_s if self.wall_s > 0 else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers a criteria cell checks: req/s, latency and TTFT percentiles, errors, hit rate."""
+        latency = latency_percentiles(self.df)
+        ttft = latency_percentiles(self.df, "ttft_s")
+        known = self.df["hit"].dropna()
+        errors = self.df["error"].dropna().value_counts().to_dict()
+        return {
+            "requests": len(self.df),
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "concurrency": self.concurrency,
+            "wall_s": self.wall_s,
+            "req_per_s": self.req_per_s,
+            "latency_p50_s": latency["p50"],
+            "latency_p90_s": latency["p90"],
+            "latency_p99_s": latency["p99"],
+            "latency_mean_s": latency["mean"],
+            "ttft_p50_s": ttft["p50"],
+            "ttft_p99_s": ttft["p99"],
+            "hit_rate": float(known.astype(bool).mean()) if len(known) else math.nan,
+            "replicas": self.df["replica"].dropna().value_counts().to_dict(),
+            "errors": errors,
+        }
+
+
+async def load_async(
+    endpoint: Endpoint,
+    prompts: Sequence[str] | Callable[[int], str],
+    *,
+    requests: int,
+    concurrency: int = 1,
+    duration_s: float | None = None,
+    max_tokens: int = 10,
+    stream: bool = True,
+    labels: Sequence[str] | None = None,
+) -> LoadResult:
+    """Closed-loop load: ``concurrency`` workers send up to ``requests`` requests, stopping early at
+    ``duration_s`` (no new request starts after it; in-flight ones end within the request timeout).
+    """
+    if requests < 1 or concurrency < 1:
+        raise ValueError(f"requests ({requests}) and concurrency ({concurrency}) must be at least 1")
+    if not callable(prompts) and not prompts:
+        raise ValueError("prompts is empty; give at least one prompt")
+
+    def prompt_for(i: int) -> str:
+        return prompts(i) if callable(prompts) else prompts[i % len(prompts)]
+
+    records: list[dict[str, Any]] = []
+    counter = iter(range(requests))
+    async with endpoint.client(concurrency) as client:
+        t0 = time.perf_counter()
+        deadline = t0 + duration_s if duration_s is not None else math.inf
+
+        async def worker() -> None:
+            for i in counter:
+                if time.perf_counter() >= deadline:
+                    return
+                label = labels[i % len(labels)] if labels else ""
+                records.append(
+                    await request_once(
+                        client,
+                        endpoint,
+                        prompt_for(i),
+                        max_tokens=max_tokens,
+                        stream=stream,
+                        t0=t0,
+                        index=i,
+                        label=label,
+                    )
+                )
+
+        # A hard stop even if a server trickles bytes forever: the time bound plus one request timeout.
+        budget = (
+            duration_s if duration_s is not None else math.ceil(requests / concurrency) * endpoint.timeout_s
+        )
+        notes: list[str] = []
+        tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, requests))]
+        _, pending = await asyncio.wait(tasks, timeout=budget + endpoint.timeout_s + 5)
+        for task in pending:
+            task.cancel()
+        if pending:
+            notes.append(
+                f"stopped after {budget + endpoint.timeout_s + 5:.0f} s with requests still in flight"
+            )
+        await asyncio.gather(*tasks, return_exceptions=True)
+        wall = time.perf_counter() - t0
+    return LoadResult(records_frame(records), wall, concurrency, notes)
+
+
+def load(
+    base_url: str | Endpoint,
+    prompts: Sequence[str] | Callable[[int], str],
+    *,
+    model: str = DEFAULT_MODEL,
+    requests: int = 20,
+    concurrency: int = 1,
+    duration_s: float | None = None,
+    max_tokens: int = 10,
+    stream: bool = True,
+    labels: Sequence[str] | None = None,
+    **endpoint_options: Any,
+) -> LoadResult:
+    """Synchronous ``load_async`` against ``base_url`` (see ``Endpoint`` for the options)."""
+    endpoint = _endpoint(base_url, model, endpoint_options)
+    return run_sync(
+        load_async(
+            endpoint,
+            prompts,
+            requests=requests,
+            concurrency=concurrency,
+            duration_s=duration_s,
+            max_tokens=max_tokens,
+            stream=stream,
+            labels=labels,
+        )
+    )
+
+
+# ---- the guide's tests --------------------------------------------------------------------------
+@dataclass
+class CacheTestResult:
+    """The guide's cache-routing test: the first request (miss) against the repeats."""
+
+    df: pd.DataFrame
+    notes: list[str]
+
+    def _successful(self) -> pd.DataFrame:
+        return self.df[self.df["error"].isna()]
+
+    @property
+    def first_latency_s(self) -> float:
+        """End-to-end latency of the first request."""
+        return float(self.df["latency_s"].iloc[0])
+
+    @property
+    def rest_mean_latency_s(self) -> float:
+        """Mean end-to-end latency of the later successful requests."""
+        return float(self._successful()["latency_s"].iloc[1:].mean()) if len(self.df) > 1 else math.nan
+
+    @property
+    def speedup_pct(self) -> float:
+        """The guide's figure: (1 - mean(rest) / first) x 100."""
+        return (1.0 - self.rest_mean_latency_s / self.first_latency_s) * 100.0
+
+    @property
+    def ttft_speedup_pct(self) -> float:
+        """The same for time to first token (where the cache acts)."""
+        ttft = self._successful()["ttft_s"]
+        if len(ttft) < 2 or math.isnan(ttft.iloc[0]):
+            return math.nan
+        return (1.0 - float(ttft.iloc[1:].mean()) / float(ttft.iloc[0])) * 100.0
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers a criteria cell checks."""
+        rest = self.df.iloc[1:]
+        known_hits = rest["hit"].dropna()
+        return {
+            "requests": len(self.df),
+            "failed": int(self.df["error"].notna().sum()),
+            "first_latency_s": self.first_latency_s,
+            "rest_mean_latency_s": self.rest_mean_latency_s,
+            "speedup_pct": self.speedup_pct,
+            "first_ttft_s": float(self.df["ttft_s"].iloc[0]),
+            "rest_mean_ttft_s": float(rest["ttft_s"].mean()) if len(rest) else math.nan,
+            "ttft_speedup_pct": self.ttft_speedup_pct,
+            "all_faster_than_first": bool((rest["latency_s"] < self.first_latency_s).all())
+            if len(rest)
+            else False,
+            "hits": int(known_hits.astype(bool).sum()),
+            "hit_rate_after_first": float(known_hits.astype(bool).mean()) if len(known_hits) else math.nan,
+            "replicas": rest["replica"].dropna().nunique(),
+            "notes": list(self.notes),
+        }
+
+
+async def cache_test_async(
+    endpoint: Endpoint,
+    prompt: str | None = None,
+    *,
+    requests: int = 10,
+    max_tokens: int = 10,
+    stream: bool = True,
+    block_size: int = 128,
+) -> CacheTestResult:
+    """Send the same prompt ``requests`` times in a row (the guide's section 3)."""
+    if requests < 2:
+        raise ValueError(f"requests must be at least 2 (a first request and repeats), got {requests}")
+    prompt = prompt if prompt is not None else default_cache_prompt()
+    notes = [note] if (note := cache_note(prompt, block_size)) else []
+    result = await load_async(
+        endpoint, [prompt], requests=requests, concurrency=1, max_tokens=max_tokens, stream=stream
+    )
+    df = result.df
+    df["faster_than_first"] = df["latency_s"] < df["latency_s"].iloc[0]
+    df.loc[0, "faster_than_first"] = False
+    return CacheTestResult(df, notes)
+
+
+def cache_test(
+    base_url: str | Endpoint,
+    model: str = DEFAULT_MODEL,
+    prompt: str | None = None,
+    requests: int = 10,
+    *,
+    max_tokens: int = 10,
+    stream: bool = True,
+    block_size: int = 128,
+    **endpoint_options: Any,
+) -> CacheTestResult:
+    """The guide's cache-routing test: first vs later latency, speed-up %, hits, with a note when the
+    prompt cannot hit (default prompt: a ~300-token shared prefix plus the guide's question)."""
+    endpoint = _endpoint(base_url, model, endpoint_options)
+    return run_sync(
+        cache_test_async(
+            endpoint, prompt, requests=requests, max_tokens=max_tokens, stream=stream, block_size=block_size
+        )
+    )
+
+
+def throughput_test(
+    base_url: str | Endpoint,
+    model: str = DEFAULT_MODEL,
+    requests: int = 20,
+    concurrency: int = 10,
+    *,
+    prompt: str | None = None,
+    max_tokens: int = 10,
+    duration_s: float | None = 120.0,
+    stream: bool = True,
+    **endpoint_options: Any,
+) -> LoadResult:
+    """The guide's throughput test: ``requests`` prompts ``"<prompt> <i>"``, ``concurrency`` at a time;
+    req/s, real p50/p90/p99 and errors (``.summary()``). Stops by itself after ``duration_s``."""
+    endpoint = _endpoint(base_url, model, endpoint_options)
+    base = prompt if prompt is not None else default_cache_prompt()
+    result = run_sync(
+        load_async(
+            endpoint,
+            lambda i: f"{base} {i}",
+            requests=requests,
+            concurrency=concurrency,
+            duration_s=duration_s,
+            max_tokens=max_tokens,
+            stream=stream,
+        )
+    )
+    if (note := cache_note(base)) is not None:
+        result.notes.append(note)
+    return result
+
+
+def ttft(
+    base_url: str | Endpoint,
+    prompt: str = GUIDE_SHORT_PROMPT,
+    model: str = DEFAULT_MODEL,
+    **endpoint_options: Any,
+) -> float:
+    """Time to the first generated text of one streaming request, in seconds."""
+    endpoint = _endpoint(base_url, model, endpoint_options)
+    result = run_sync(load_async(endpoint, [prompt], requests=1, max_tokens=4, stream=True))
+    row = result.df.iloc[0]
+    if row["error"] is not None:
+        raise RuntimeError(f"the TTFT request failed: {row['error']}")
+    return float(row["ttft_s"])
+
+
+# ---- cache behaviour phase ----------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    """Prefix-length sweep: per length, a cold request on a fresh prefix then warm repeats."""
+
+    df: pd.DataFrame  # one row per request, with columns length, role ("cold"/"warm")
+
+    def table(self) -> pd.DataFrame:
+        """Per length: cold and median warm TTFT, TTFT cut %, median cached tokens, whether it hit."""
+        ok = self.df[self.df["error"].isna()]
+        cold = ok[ok["role"] == "cold"].groupby("length")["ttft_s"].median()
+        warm_rows = ok[ok["role"] == "warm"].groupby("length")
+        warm = warm_rows["ttft_s"].median()
+        table = pd.DataFrame({"cold_ttft_s": cold, "warm_ttft_s": warm})
+        table["ttft_cut_pct"] = (1.0 - table["warm_ttft_s"] / table["cold_ttft_s"]) * 100.0
+        table["cached_tokens"] = warm_rows["cached_tokens"].median()
+        table["prompt_tokens"] = warm_rows["prompt_tokens"].median()
+        table["hit"] = table["cached_tokens"] > 0
+        return table.reset_index()
+
+
+async def prefix_sweep_async(
+    endpoint: Endpoint, lengths: Sequence[int], *, repeats: int = 3, max_tokens: int = 4
+) -> SweepResult:
+    """For each prefix length: a fresh prefix (never seen by the server), sent once cold, then
+    ``repeats`` times with different questions after it."""
+    frames = []
+    for length in lengths:
+        nonce = uuid.uuid4().hex[:8]
+        prefix = long_prefix(length, seed=nonce, label=f"Sweep {nonce}")
+        prompts = [f"{prefix} Question {k}: what changes?" for k in range(repeats + 1)]
+        result = await load_async(
+            endpoint,
+            prompts,
+            requests=repeats + 1,
+            concurrency=1,
+            max_tokens=max_tokens,
+            labels=["cold"] + ["warm"] * repeats,
+        )
+        frame = result.df.assign(length=length, role=result.df["label"])
+        frames.append(frame)
+    return SweepResult(pd.concat(frames, ignore_index=True))
+
+
+def prefix_sweep(
+    base_url: str | Endpoint,
+    model: str = DEFAULT_MODEL,
+    lengths: Sequence[int] = (64, 128, 256, 512, 1024, 1536),
+    *,
+    repeats: int = 3,
+    max_tokens: int = 4,
+    **endpoint_options: Any,
+) -> SweepResult:
+    """How the cache's gain grows with the shared prefix length (none below one KV block)."""
+    endpoint = _endpoint(base_url, model, endpoint_options)
+    return run_sync(prefix_sweep_async(endpoint, lengths, repeats=repeats, max_tokens=max_tokens))
