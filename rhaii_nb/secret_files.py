@@ -75,7 +75,8 @@ def secret_values_of_files(hf_token_file: Path | None, pull_secret_file: Path | 
     values: list[str] = []
     if hf_token_file is not None and Path(hf_token_file).is_file():
         try:
-            values.append(read_hf_token(hf_token_file))
+            token = read_hf_token(hf_token_file)
+            values += [token, base64.b64encode(token.encode()).decode()]
         except SecretFileError:
             values.extend(_raw_lines(hf_token_file))
     if pull_secret_file is not None and Path(pull_secret_file).is_file():
