@@ -255,8 +255,13 @@ def vllm_startup_script(
         steps.append(
             _vllm(group_s, "tpu_model_runner.py:1495", f"Compilation finished in {group_s:.2f} [secs].")
         )
-    routes = [("/health", "GET"), ("/v1/models", "GET"), ("/v1/chat/completions", "POST"),
-              ("/v1/completions", "POST"), ("/metrics", "GET")]  # fmt: skip
+    routes = [
+        ("/health", "GET"),
+        ("/v1/models", "GET"),
+        ("/v1/chat/completions", "POST"),
+        ("/v1/completions", "POST"),
+        ("/metrics", "GET"),
+    ]
     steps += [
         _vllm(0.2, "tpu_model_runner.py:1510", "Compiled the model with different input shapes."),
         _vllm(
