@@ -23,7 +23,7 @@ import pandas as pd
 from google.api_core import exceptions as gexc
 from google.cloud import container_v1
 
-from rhaii_nb._live import Live, elapsed
+from rhaii_nb.display import Live, elapsed
 
 LABEL_KEY, LABEL_VALUE = "created-by", "rhaii-nb"
 # The cluster's own pool for system pods (operators, gateway, EPP), as the guide's script creates it.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from rhaii_nb._live import Live, elapsed
+from rhaii_nb.display import Live, elapsed
 from rhaii_nb.pods import WaitTimeout
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from rhaii_nb import names
-from rhaii_nb._live import Live, elapsed
+from rhaii_nb.display import Live, elapsed
 from rhaii_nb.pods import PodTracker, WaitTimeout, format_events, is_ready, pods_table, recent_events
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1alpha1", "llminferenceservices"
