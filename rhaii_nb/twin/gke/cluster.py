@@ -163,7 +163,9 @@ def _normalize(message: str, body: dict[str, Any]) -> dict[str, Any]:
         parsed = cls.from_json(json.dumps(body), ignore_unknown_fields=True)
     except Exception as exc:  # json_format.ParseError: a wrong type somewhere
         raise invalid_argument(f"Invalid JSON payload received. {exc}") from None
-    return json.loads(cls.to_json(parsed, use_integers_for_enums=False, including_default_value_fields=False))
+    return json.loads(
+        cls.to_json(parsed, use_integers_for_enums=False, always_print_fields_with_no_presence=False)
+    )
 
 
 class GkeState:
@@ -400,12 +402,15 @@ class GkeState:
         pool.record_shortfall(reason, code="GCE_QUOTA_EXCEEDED", canonical="RESOURCE_EXHAUSTED")
         kubeside.record_event(
             self.ctx,
-            pool.name,
-            "ScaleUpFailed",
+            {
+                "kind": "NodePool",
+                "apiVersion": "container.googleapis.com/v1",
+                "metadata": {"name": pool.name},
+            },
+            "FailedScaleUp",
             f"Node pool {pool.name}: {pool.status_message}",
             "Warning",
             "gke-node-pool",
-            kind="NodePool",
         )
         return pool.status_message
 

@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from rhaii_nb.twin.gke import nodes
-from rhaii_nb.twin.gke.operations import rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ def register_node(ctx: Any, node: dict[str, Any]) -> None:
     ctx.store.create(_nodes_rt(ctx.store), node, field_manager=FIELD_MANAGER)
     record_event(
         ctx,
-        node["metadata"]["name"],
+        node_ref(node["metadata"]["name"]),
         "RegisteredNode",
         f"Node {node['metadata']['name']} event: Registered Node {node['metadata']['name']} in Controller",
         "Normal",
@@ -56,7 +55,9 @@ def mark_ready(ctx: Any, name: str) -> bool:
     spec_patch, status_patch = nodes.ready_patch(node, now_k8s())
     store.patch(rt, name, spec_patch, "merge", field_manager=FIELD_MANAGER)
     store.patch(rt, name, status_patch, "merge", subresource="status", field_manager="kubelet")
-    record_event(ctx, name, "NodeReady", f"Node {name} status is now: NodeReady", "Normal", "kubelet")
+    record_event(
+        ctx, node_ref(name), "NodeReady", f"Node {name} status is now: NodeReady", "Normal", "kubelet"
+    )
     return True
 
 
@@ -96,13 +97,11 @@ def remove_node(ctx: Any, name: str, reason: str) -> list[str]:
         evicted.append(f"{meta.get('namespace')}/{meta['name']}")
         record_event(
             ctx,
-            meta["name"],
-            "NodeNotReady" if "lost" in reason else "Evicted",
+            {"kind": "Pod", "apiVersion": "v1", "metadata": meta},
+            "NodeLost" if "lost" in reason else "Evicted",
             f"Node {name} {reason}: pod deleted",
             "Warning",
             "node-controller",
-            kind="Pod",
-            namespace=meta.get("namespace") or "default",
         )
     try:
         store.delete(_nodes_rt(store), name)
@@ -110,7 +109,7 @@ def remove_node(ctx: Any, name: str, reason: str) -> list[str]:
         log.debug("remove_node: node %s already gone", name)
     record_event(
         ctx,
-        name,
+        node_ref(name),
         "RemovingNode",
         f"Node {name} event: Removing Node {name} from Controller ({reason})",
         "Normal",
@@ -121,74 +120,69 @@ def remove_node(ctx: Any, name: str, reason: str) -> list[str]:
 
 def record_event(
     ctx: Any,
-    name: str,
+    involved: dict[str, Any],
     reason: str,
     message: str,
     kind_of_event: str = "Normal",
     component: str = "gke",
-    *,
-    kind: str = "Node",
-    namespace: str = "default",
 ) -> None:
-    """Write a core/v1 Event about an object (best effort: an event never fails the caller)."""
-    store = ctx.store
-    stamp = now_k8s()
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{name}.", "namespace": namespace},
-        "involvedObject": {"kind": kind, "name": name, "apiVersion": "v1"}
-        | ({"namespace": namespace} if kind != "Node" else {}),
-        "reason": reason,
-        "message": message,
-        "type": kind_of_event,
-        "source": {"component": component},
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "eventTime": None,
-        "count": 1,
-        "reportingComponent": component,
-        "reportingInstance": "",
-    }
+    """Write a core/v1 Event about ``involved`` (best effort: an event never fails the caller)."""
     try:
-        store.create(
-            store.resource("", "v1", "events"), event, namespace=namespace, field_manager=FIELD_MANAGER
-        )
+        ctx.store.record_event(involved, reason, message, kind_of_event, component)
     except Exception:
-        log.debug("event %s on %s not recorded", reason, name, exc_info=True)
+        log.debug("event %s not recorded", reason, exc_info=True)
+
+
+def node_ref(name: str) -> dict[str, Any]:
+    """The ``involvedObject`` shape of a Node for events."""
+    return {"kind": "Node", "apiVersion": "v1", "metadata": {"name": name, "uid": name}}
 
 
 def wipe(ctx: Any) -> None:
-    """Empty the cluster's store: a deleted cluster's objects do not survive into the next one."""
+    """Empty the cluster: every object goes (custom resources with their CRDs), only the namespaces a new
+    cluster starts with remain. Deletions go through the store, so controllers see them."""
+    from rhaii_nb.twin.store import BOOTSTRAP_NAMESPACES
+
     store = ctx.store
-    clear = getattr(store, "clear", None) or getattr(store, "reset", None)
-    if clear is not None:
-        clear()
-        return
-    log.warning("store has no clear(); deleting objects one by one")
-    for rt in list(store.resource_types()):
-        if "delete" not in rt.verbs:
+    crd_rt = store.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    ns_rt = store.resource("", "v1", "namespaces")
+    crds, namespaces = [], []
+    for rt, obj in list(store.all_objects()):
+        meta = obj["metadata"]
+        if rt.storage == crd_rt.storage:
+            crds.append(meta["name"])
+            continue
+        if rt.storage == ns_rt.storage:
+            namespaces.append(meta["name"])
+            continue
+        _force_delete(store, rt, meta)
+    for name in crds:
+        try:
+            store.unregister_crd(name)
+        except Exception:
+            log.debug("wipe: CRD %s already gone", name)
+    for name in namespaces:
+        if name in BOOTSTRAP_NAMESPACES:
             continue
         try:
-            objects, _ = store.list(rt)
+            store.delete(ns_rt, name)
+            store.finalize_namespace(name)
         except Exception:
-            continue
-        for obj in objects:
-            meta = obj.get("metadata", {})
-            try:
-                store.delete(rt, meta["name"], namespace=meta.get("namespace"), grace_seconds=0)
-            except Exception:
-                continue
+            log.debug("wipe: namespace %s already gone", name)
 
 
-__all__ = [
-    "cordon",
-    "mark_ready",
-    "now_k8s",
-    "pods_on",
-    "record_event",
-    "register_node",
-    "remove_node",
-    "rfc3339",
-    "wipe",
-]
+def _force_delete(store: Any, rt: Any, meta: dict[str, Any]) -> None:
+    name, namespace = meta["name"], meta.get("namespace")
+    try:
+        if meta.get("finalizers"):
+            store.patch(
+                rt,
+                name,
+                {"metadata": {"finalizers": None}},
+                "merge",
+                namespace=namespace,
+                field_manager=FIELD_MANAGER,
+            )
+        store.delete(rt, name, namespace=namespace, grace_seconds=0)
+    except Exception:
+        log.debug("wipe: %s %s/%s already gone", rt.plural, namespace, name)
