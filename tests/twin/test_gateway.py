@@ -340,9 +340,10 @@ def test_routing_follows_what_is_applied(tmp_path: Path) -> None:
             info = describe_routing(env.ctx, completions)
             assert info["mode"] == "round-robin"
             assert any("Istio sidecar" in m for m in info["missing"]), info
-            # Guide step 6: the EPP restarts with the sidecar (a new pod, 2/2).
-            env.store.delete(env.store.resource(*PODS), env.epp_pod["metadata"]["name"], namespace=NS)
+            # Guide step 6: the EPP restarts with the sidecar (a new pod, 2/2), the old one goes.
             make_pod(env.store, "epp-with-sidecar", EPP_LABELS, ["main", "istio-proxy"], "10.8.0.51")
+            assert describe_routing(env.ctx, completions)["mode"] == "cache-aware"
+            env.store.delete(env.store.resource(*PODS), env.epp_pod["metadata"]["name"], namespace=NS)
             assert describe_routing(env.ctx, completions)["mode"] == "cache-aware"
             assert describe_routing(env.ctx, f"{BASE}/v1/chat/completions")["mode"] == "cache-aware"
             assert describe_routing(env.ctx, f"{BASE}/v1/models")["mode"] == "round-robin"  # rule 2: Service
@@ -561,3 +562,35 @@ def test_two_hundred_concurrent_streaming_clients_complete(tmp_path: Path) -> No
     ]
     by_replica = Counter(r[3] for r in results)
     assert len(by_replica) >= 2, by_replica  # 20 prefixes spread over the replicas
+
+
+def test_the_kserve_controllers_route_is_understood(tmp_path: Path) -> None:
+    """The twin controller's HTTPRoute (EA1 route preset) routes like the guide's curl paths expect."""
+    presets = pytest.importorskip("rhaii_nb.twin.llmisvc.presets")
+    from rhaii_nb.twin.gateway.routing import match_route
+
+    store = Store()
+    for ns in (NS, names.GATEWAY_NAMESPACE):
+        with contextlib.suppress(ApiError):
+            store.create(store.resource("", "v1", "namespaces"), {"metadata": {"name": ns}})
+    for crd in yaml.safe_load_all((SCHEMAS / CRDS[0]).read_text()):
+        store.register_crd(crd)
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": names.http_route(SVC), "namespace": NS},
+        "spec": presets.route_spec(SVC, NS, names.GATEWAY_NAMESPACE, names.GATEWAY_NAME),
+    }
+    create(store, route)
+    expected = {
+        f"{BASE}/v1/completions": (0, "/v1/completions", "InferencePool"),
+        f"{BASE}/v1/chat/completions": (1, "/v1/chat/completions", "InferencePool"),
+        f"{BASE}/v1/models": (2, "/v1/models", "Service"),
+        f"{BASE}/health": (2, "/health", "Service"),
+        BASE: (2, "/", "Service"),
+    }
+    for path, (rule, upstream, kind) in expected.items():
+        match = match_route(store, path)
+        assert match is not None, path
+        assert (match.rule_index, match.upstream_path, match.backend_kind) == (rule, upstream, kind), path
+    assert match_route(store, f"{BASE}x/v1/models") is None  # prefixes match whole path segments

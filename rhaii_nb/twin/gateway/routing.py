@@ -387,7 +387,8 @@ def epp_routing(ctx: TwinContext, match: RouteMatch, backend: Backend) -> EppRou
             f"EnvoyFilter forwarding the request body on route {match.istio_route_name} "
             f"(guide: {GUIDE_FILTERS['body']})"
         )
-    ready = [p for p in epp_pods(store, backend) if pod_ready(p)]
+    # During the step-6 rollout the old (sidecar-less) and new EPP pods are both around: prefer the new.
+    ready = sorted((p for p in epp_pods(store, backend) if pod_ready(p)), key=lambda p: not has_sidecar(p))
     epp_pod = ready[0] if ready else None
     if epp_pod is None:
         missing.append(

@@ -335,7 +335,11 @@ async def _forward(
     """Send the request to one replica and stream the answer back; None on connect failure."""
     assert state.session is not None
     destination = _destination(info, pod, match.port)
-    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
+    headers = CIMultiDict(
+        (k, v)
+        for k, v in request.headers.items()
+        if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+    )
     headers["x-forwarded-proto"] = "http"
     headers["x-gateway-destination-endpoint"] = destination
     if match.upstream_path != request.path:
