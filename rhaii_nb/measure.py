@@ -60,6 +60,13 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+def tls_verify(verify: VerifyType) -> bool | ssl.SSLContext:
+    """httpx's ``verify`` from ours: a CA bundle path becomes an SSL context trusting that CA."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where and how to reach the OpenAI-compatible service."""
@@ -94,7 +101,7 @@ class Endpoint:
         )
         timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
         return httpx.AsyncClient(
-            verify=self.verify, headers=dict(self.headers), limits=limits, timeout=timeout
+            verify=tls_verify(self.verify), headers=dict(self.headers), limits=limits, timeout=timeout
         )
 
 

@@ -87,8 +87,12 @@ async def replica_stats_async(
     ``urls`` maps a replica name to its ``.../metrics`` URL (a plain list uses the URLs as names).
     A replica that cannot be scraped raises ``RuntimeError`` naming it and the cause.
     """
+    from rhaii_nb.measure import tls_verify
+
     named = _named(urls)
-    async with httpx.AsyncClient(verify=verify, timeout=timeout_s, headers=dict(headers or {})) as client:
+    async with httpx.AsyncClient(
+        verify=tls_verify(verify), timeout=timeout_s, headers=dict(headers or {})
+    ) as client:
 
         async def one(name: str, url: str) -> dict[str, Any]:
             try:
