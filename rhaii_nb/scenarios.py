@@ -83,7 +83,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="netpol-blocks-gateway",
             what="The NetworkPolicy step omits allow-gateway-to-vllm while default-deny is on.",
-            symptom="The gateway answers 503 'no healthy upstream'.",
+            symptom="The gateway answers 503 'upstream connect error or disconnect/reset before headers. "
+            "reset reason: connection failure'.",
             fails_at="08_verify",
             cause="A NetworkPolicy blocks gateway traffic to the vLLM pods.",
             fix="Apply the allow-gateway-to-vllm NetworkPolicy.",
