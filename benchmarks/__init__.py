@@ -1,0 +1,1 @@
+"""Benchmarks: measured side by side with references (`python -m benchmarks.<name>`)."""
