@@ -249,3 +249,33 @@ def test_deleting_the_cluster_stops_its_api_and_leaves_an_empty_store(tmp_path):
         assert again.status == "RUNNING" and calls[-1] == "start"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.timeout(30)
+def test_a_restarted_twin_keeps_its_cluster_and_restarts_its_api(tmp_path):
+    async def scenario() -> None:
+        first = make_ctx(tmp_path)
+        await precreate(first, "c1")
+        await (
+            state(first)
+            .set_node_pool_size("twin-project", "europe-west4-a", "c1", "tpu-pool", {"nodeCount": 2})
+            .wait(timeout=10)
+        )
+        snapshot = first.store.dump()
+
+        second = make_ctx(tmp_path)  # same home: what the daemon does after `twin down` / `twin up`
+        second.store.restore(snapshot)
+        calls: list[str] = []
+
+        async def start() -> None:
+            calls.append("start")
+
+        second.start_kube_api = start
+        gke = state(second)
+        await gke.resume()
+        assert calls == ["start"] and second.cluster["name"] == "c1"
+        cluster = gke.cluster("twin-project", "europe-west4-a", "c1")
+        assert cluster.to_json()["currentNodeCount"] == 4
+        assert cluster.pools["tpu-pool"].target == 2 and cluster.pools["tpu-pool"].status == "RUNNING"
+
+    asyncio.run(scenario())

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rhaii_nb.gcp_catalog import load_catalog
-from rhaii_nb.twin.gke import kubeside, nodes
+from rhaii_nb.twin.gke import kubeside, nodes, persist
 from rhaii_nb.twin.gke.errors import (
     GoogleError,
     already_exists,
@@ -481,10 +481,20 @@ class GkeState:
             except Exception as exc:
                 log.exception("GKE operation %s failed", op.name)
                 op.finish(error=f"Internal error in the twin's GKE: {exc}", code=13)
+            persist.save(self)
 
         task = asyncio.get_running_loop().create_task(guarded(), name=f"gke-{op.operation_type}-{op.name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def resume(self) -> None:
+        """After a daemon restart: bring the saved cluster's Kubernetes API back up."""
+        for cluster in self.clusters.values():
+            if cluster.status == "RUNNING" and self.ctx.cluster is None:
+                await self._control_plane_up(cluster)
+                for pool in cluster.pools.values():
+                    if pool.status == "RUNNING" and len(pool.nodes) < pool.target:
+                        pool.record_shortfall("nodes missing after the twin restarted")
 
     async def close(self) -> None:
         """Cancel running operations (daemon shutdown)."""
@@ -508,6 +518,7 @@ def state(ctx: Any) -> GkeState:
     current = ctx.parts.get(PART)
     if current is None:
         current = ctx.parts[PART] = GkeState(ctx)
+        persist.load(current)
     return current
 
 
@@ -555,6 +566,7 @@ async def precreate(
         else:
             pool.record_shortfall()
     cluster.status = "RUNNING"
+    persist.save(gke)
     return cluster
 
 

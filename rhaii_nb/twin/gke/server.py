@@ -286,9 +286,13 @@ def create_app(ctx: Any) -> web.Application:
     app = web.Application(middlewares=middlewares)
     app.router.add_route("*", "/{tail:.*}", dispatch)
 
+    async def on_startup(_app: web.Application) -> None:
+        await gke.resume()
+
     async def on_cleanup(_app: web.Application) -> None:
         await gke.close()
 
+    app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app
 
