@@ -407,7 +407,7 @@ def server_side_apply(
     for m in managers:
         if not m.same_identity(mine):
             others |= m.fields
-    for path in sorted(previous - applied_set, key=len, reverse=True):
+    for path in sorted(previous - applied_set, key=len):  # parents first: children go with them
         if path in others or any(o[: len(path)] == path for o in others):
             continue
         remove_path(merged, path, node)
