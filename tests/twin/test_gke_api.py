@@ -291,3 +291,21 @@ def test_gcloud_drives_the_guide_commands(twin, tmp_path):
 
     missing = _gcloud(env, "container", "clusters", "describe", "nope", "--zone", ZONE)
     assert missing.returncode != 0 and "Not found" in missing.stderr
+
+
+@pytest.mark.timeout(60)
+def test_api_flaky_answers_google_shaped_429_and_500_with_retry_after(tmp_path):
+    twin = GkeTwin(tmp_path, scenarios=frozenset({"api-flaky"}))
+    try:
+        url = f"{twin.url}/v1/projects/{PROJECT}/locations/{ZONE}/clusters"
+        with httpx.Client() as http:
+            answers = [http.get(url) for _ in range(200)]
+        failed = [a for a in answers if a.status_code != 200]
+        assert failed and len(failed) < 60, f"{len(failed)} of 200 calls failed"
+        for answer in failed:
+            assert answer.status_code in (429, 500) and answer.headers["Retry-After"] == "1"
+            error = answer.json()["error"]
+            assert error["status"] == {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}[answer.status_code]
+            assert error["code"] == answer.status_code and error["message"]
+    finally:
+        twin.close()

@@ -529,6 +529,10 @@ async def precreate(
     and ``tpu-pool`` (3 × ct6e-standard-4t, 2x2; fewer if the TPU quota is short), all nodes Ready,
     the Kubernetes API started. For ``twin up --cluster NAME``, tests and quick starts."""
     gke = state(ctx)
+    for existing in gke.clusters.values():
+        if (existing.project, existing.location, existing.name) == (project, location, name):
+            await gke.resume()  # kept from a previous run of this twin home
+            return existing
     body = {
         "cluster": {
             "name": name,
