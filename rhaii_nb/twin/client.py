@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -73,7 +74,7 @@ class TwinHandle:
             self.endpoints["kubernetes"] + path,
             json=json,
             headers={"Authorization": f"Bearer {token}"},
-            verify=str(self.ca_cert),
+            verify=ssl.create_default_context(cafile=str(self.ca_cert)),
             timeout=timeout,
         )
         response.raise_for_status()
