@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import ipaddress
+import json
 import logging
 import secrets
 import time
@@ -113,7 +115,9 @@ class Cluster:
             "nodePools": [p.to_json(self.project, self.location, self.name) for p in self.pools.values()],
             "locations": [self.location],
             "resourceLabels": self.labels,
-            "labelFingerprint": secrets.token_hex(4) if self.labels else "",
+            "labelFingerprint": hashlib.sha256(json.dumps(self.labels, sort_keys=True).encode()).hexdigest()[
+                :8
+            ],
             "loggingService": "logging.googleapis.com/kubernetes",
             "monitoringService": "monitoring.googleapis.com/kubernetes",
             "network": "default",
@@ -154,8 +158,6 @@ def _normalize(message: str, body: dict[str, Any]) -> dict[str, Any]:
 
     google-cloud-container sends ``enum-encoding=int`` (``datapathProvider: 2``), gcloud sends names.
     """
-    import json
-
     from google.cloud.container_v1.types import cluster_service
 
     cls = getattr(cluster_service, message)
