@@ -98,9 +98,8 @@ def _probe(url: str | None, ca: Path, timeout: float = 2.0) -> bool:
     import httpx
 
     try:
-        response = httpx.get(
-            url + "/healthz", verify=str(ca) if url.startswith("https") else True, timeout=timeout
-        )
+        verify = ssl.create_default_context(cafile=str(ca)) if url.startswith("https") else True
+        response = httpx.get(url + "/healthz", verify=verify, timeout=timeout)
     except (httpx.HTTPError, OSError):
         return False
     return response.status_code == 200
