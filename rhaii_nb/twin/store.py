@@ -589,6 +589,7 @@ class Store:
             schema_errors, unknown = validation.validate_custom_object(obj, rt.schema)
             errors += schema_errors
         else:
+            unknown = validation.builtin_unknown_fields(rt.storage, obj)
             errors += validation.builtin_errors(rt.storage, obj)
         if rt.storage == "apiextensions.k8s.io/customresourcedefinitions":
             errors += _crd_errors(obj)
@@ -959,13 +960,15 @@ class Store:
             )
         ameta["name"] = name
         ns = self._resolve_namespace(rt, applied, namespace)
+        probe = copy.deepcopy(applied)
         if rt.schema is not None:
-            probe = copy.deepcopy(applied)
             _errors, unknown = validation.validate_custom_object(probe, rt.schema)
-            if unknown:
-                self._unknown_fields(rt, applied, unknown, field_validation, warnings, True)
-                applied = probe if field_validation != "Strict" else applied
-                applied["metadata"] = ameta
+        else:
+            unknown = validation.builtin_unknown_fields(rt.storage, probe)
+        if unknown:
+            self._unknown_fields(rt, applied, unknown, field_validation, warnings, True)
+            for path in unknown:
+                _drop_field(applied, path)
         if subresource == "status":
             applied = {k: v for k, v in applied.items() if k in ("apiVersion", "kind", "metadata", "status")}
         old = self._stored(rt, name, ns)
@@ -1597,3 +1600,23 @@ def _write_path(obj: dict[str, Any], path: str, value: Any) -> None:
     for part in parts[:-1]:
         current = current.setdefault(part, {})
     current[parts[-1]] = value
+
+
+def _drop_field(obj: Any, path: str) -> None:
+    """Remove the field at a path like ``spec.containers[0].foo`` (no-op when absent)."""
+    import re
+
+    parts: list[str | int] = []
+    for token in path.split("."):
+        name, *indexes = re.split(r"\[(\d+)\]", token)
+        if name:
+            parts.append(name)
+        parts += [int(i) for i in indexes if i != ""]
+    current = obj
+    for part in parts[:-1]:
+        try:
+            current = current[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(current, dict):
+        current.pop(parts[-1], None)

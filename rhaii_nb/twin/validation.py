@@ -492,3 +492,80 @@ def validate_custom_object(
     if schema:
         walk.run(obj, schema)
     return walk.errors, walk.unknown
+
+
+# ---------------------------------------------------------------- builtin kinds: unknown fields
+
+_BUILTIN_DEFINITIONS = {
+    "/pods": "io.k8s.api.core.v1.Pod",
+    "/services": "io.k8s.api.core.v1.Service",
+    "/secrets": "io.k8s.api.core.v1.Secret",
+    "/configmaps": "io.k8s.api.core.v1.ConfigMap",
+    "/namespaces": "io.k8s.api.core.v1.Namespace",
+    "/nodes": "io.k8s.api.core.v1.Node",
+    "/serviceaccounts": "io.k8s.api.core.v1.ServiceAccount",
+    "/endpoints": "io.k8s.api.core.v1.Endpoints",
+    "events": "io.k8s.api.core.v1.Event",
+    "apps/deployments": "io.k8s.api.apps.v1.Deployment",
+    "apps/replicasets": "io.k8s.api.apps.v1.ReplicaSet",
+    "networking.k8s.io/networkpolicies": "io.k8s.api.networking.v1.NetworkPolicy",
+    "rbac.authorization.k8s.io/roles": "io.k8s.api.rbac.v1.Role",
+    "rbac.authorization.k8s.io/rolebindings": "io.k8s.api.rbac.v1.RoleBinding",
+    "rbac.authorization.k8s.io/clusterroles": "io.k8s.api.rbac.v1.ClusterRole",
+    "rbac.authorization.k8s.io/clusterrolebindings": "io.k8s.api.rbac.v1.ClusterRoleBinding",
+}
+
+
+@lru_cache(maxsize=1)
+def _kubernetes_definitions() -> dict[str, Any]:
+    """The Kubernetes 1.31 object definitions shipped in the package (loaded once, on first use)."""
+    import json
+    from importlib import resources
+
+    path = resources.files("rhaii_nb") / "data/schemas/kubernetes/v1.31.0-local-strict/_definitions.json"
+    return json.loads(path.read_text(encoding="utf-8"))["$defs"]
+
+
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return schema
+
+
+def builtin_unknown_fields(storage: str, obj: dict[str, Any]) -> list[str]:
+    """Drop (in place) the fields a builtin kind does not have; returns their paths (``spec.replica``).
+
+    The real server's decoder drops them too, and rejects them under ``fieldValidation=Strict``.
+    """
+    name = _BUILTIN_DEFINITIONS.get(storage)
+    if name is None:
+        return []
+    defs = _kubernetes_definitions()
+    unknown: list[str] = []
+    _walk_known(obj, defs[name], defs, "", unknown)
+    return unknown
+
+
+def _walk_known(
+    value: Any, schema: dict[str, Any], defs: dict[str, Any], path: str, unknown: list[str]
+) -> None:
+    schema = _resolve(schema, defs)
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        additional = schema.get("additionalProperties")
+        if props is not None:
+            for key in list(value):
+                child = _join(path, key)
+                if key in props:
+                    _walk_known(value[key], props[key], defs, child, unknown)
+                elif isinstance(additional, dict):
+                    _walk_known(value[key], additional, defs, child, unknown)
+                elif additional is False:
+                    unknown.append(child)
+                    del value[key]
+        elif isinstance(additional, dict):
+            for key, item in value.items():
+                _walk_known(item, additional, defs, _join(path, key), unknown)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            _walk_known(item, schema["items"], defs, f"{path}[{i}]", unknown)

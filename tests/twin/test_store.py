@@ -661,3 +661,40 @@ def test_snapshot_round_trip(tmp_path, store, llmisvc_crd):
     (tmp_path / "bad.json").write_text(json.dumps({"x": 1}))
     with pytest.raises(ValueError, match="not a twin snapshot"):
         snapshot.load(restored, tmp_path / "bad.json")
+
+
+def test_builtin_unknown_fields_dropped_warned_or_rejected(store):
+    deploys = rt(store, "deployments", "apps")
+    typo = deployment("typo")
+    typo["spec"]["replica"] = 3
+    typo["spec"]["template"]["spec"]["containers"][0]["imagee"] = "x"
+    strict = raises(store.create, deploys, typo, field_validation="Strict")
+    assert strict.code == 400
+    assert strict.message == (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
+        'unknown field "spec.template.spec.containers[0].imagee", unknown field "spec.replica"'
+    )
+    warnings: list[str] = []
+    made = store.create(deploys, typo, field_validation="Warn", warnings=warnings)
+    assert "replica" not in made["spec"] and "imagee" not in made["spec"]["template"]["spec"]["containers"][0]
+    assert warnings == [
+        'unknown field "spec.template.spec.containers[0].imagee"',
+        'unknown field "spec.replica"',
+    ]
+    applied = raises(
+        store.patch,
+        deploys,
+        "typo2",
+        {**deployment("typo2"), "spec": {"replica": 1}},
+        "apply",
+        "demo",
+        field_manager="kubectl",
+    )
+    assert applied.message.endswith(".spec.replica: field not declared in schema")
+    # Labels, annotations and data maps take any key.
+    cm = store.create(
+        rt(store, "configmaps"),
+        {"metadata": {"name": "m", "namespace": "demo", "labels": {"any.key/x": "y"}}, "data": {"k": "v"}},
+        field_validation="Strict",
+    )
+    assert cm["data"] == {"k": "v"}
