@@ -567,3 +567,70 @@ def test_python_client_crud_conflict_and_table(twin: Any, kube_client: Any, name
     with pytest.raises(ApiException) as raised:
         core.read_namespaced_config_map("c1", namespace)
     assert raised.value.status == 404
+
+
+def test_service_proxy_reaches_a_ready_replica_or_answers_503(kube_client: Any, namespace: str) -> None:
+    core = k8s.CoreV1Api(kube_client)
+    labels = {"app.kubernetes.io/name": "demo", "kserve.io/component": "workload"}
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "demo-kserve-workload-svc"},
+            "spec": {"selector": labels, "ports": [{"name": "https", "port": 8000, "targetPort": 8000}]},
+        },
+    )
+    with pytest.raises(ApiException) as raised:
+        core.connect_get_namespaced_service_proxy_with_path(
+            "https:demo-kserve-workload-svc:8000", namespace, "v1/models"
+        )
+    assert raised.value.status == 503
+    assert (
+        json.loads(raised.value.body)["message"]
+        == 'no endpoints available for service "demo-kserve-workload-svc"'
+    )
+
+    container = {"name": "main", "image": "vllm", "ports": [{"containerPort": 8000, "name": "https"}]}
+    core.create_namespaced_pod(
+        namespace, {"metadata": {"name": "demo-0", "labels": labels}, "spec": {"containers": [container]}}
+    )
+
+    def models() -> Any:
+        try:
+            return core.connect_get_namespaced_service_proxy_with_path(
+                "https:demo-kserve-workload-svc:8000", namespace, "v1/models"
+            )
+        except ApiException as exc:
+            if exc.status != 503:
+                raise
+            return None
+
+    answer = _wait_until(models, 60, "the replica behind the service to become ready")
+    assert "/mnt/models" in answer  # the replica's model list, relayed by the API server
+
+
+def test_api_flaky_scenario_fails_a_share_of_calls_with_retry_after(twin: Any, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    token = (twin.home / "token").read_text().strip()
+    session = httpx.Client(
+        base_url=twin.endpoints["kubernetes"],
+        headers={"Authorization": f"Bearer {token}"},
+        verify=ssl.create_default_context(cafile=str(twin.ca_cert)),
+    )
+    twin.set_scenarios(["api-flaky"])
+    try:
+        codes = []
+        for _ in range(100):
+            response = session.get(path)
+            codes.append(response.status_code)
+            if response.status_code != 200:
+                assert response.headers["Retry-After"] == "1"
+                body = response.json()
+                assert body["kind"] == "Status" and body["code"] == response.status_code
+                assert body["reason"] in ("TooManyRequests", "InternalError")
+        failures = [c for c in codes if c != 200]
+        assert set(failures) <= {429, 500} and 1 <= len(failures) <= 25, codes
+        assert all(session.get("/healthz").status_code == 200 for _ in range(30))
+    finally:
+        twin.set_scenarios([])
+    assert all(session.get(path).status_code == 200 for _ in range(30))
+    session.close()
