@@ -12,7 +12,12 @@ from rhaii_nb.twin.kube.printers import custom_printer, human_duration, pod_stat
 from rhaii_nb.twin.kube.tables import to_table, wants_table
 from rhaii_nb.twin.resources import builtin_resource_types, resource_types_from_crd
 
-AGO = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+AGO = "2024-01-01T00:00:00Z"  # for fields whose age the test does not read
+
+
+def minutes_ago(minutes: int) -> str:
+    """An RFC 3339 timestamp ``minutes`` ago (ages of 10+ minutes print as whole minutes)."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes, seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod(
@@ -153,15 +158,16 @@ def test_pod_row_shows_restarts_with_age_of_last_restart() -> None:
                 "name": "main",
                 "restartCount": 2,
                 "state": state("waiting", reason="CrashLoopBackOff"),
-                "lastState": state("terminated", exitCode=1, finishedAt=AGO),
+                "lastState": state("terminated", exitCode=1, finishedAt=minutes_ago(12)),
             }
         ],
     )
+    crashing["metadata"]["creationTimestamp"] = minutes_ago(40)
     pods = next(rt for rt in builtin_resource_types() if rt.plural == "pods")
     columns, row = printer_for(pods)
     cells = dict(zip([c["name"] for c in columns], row(crashing), strict=True))
     assert cells["Ready"] == "0/1" and cells["Status"] == "CrashLoopBackOff"
-    assert cells["Restarts"] == "2 (3m ago)" and cells["Age"] == "3m"
+    assert cells["Restarts"] == "2 (12m ago)" and cells["Age"] == "40m"
 
 
 @pytest.mark.parametrize(
@@ -209,11 +215,11 @@ def test_crd_printer_columns_evaluate_jsonpath() -> None:
     columns, row = custom_printer(rt)
     assert [c["name"] for c in columns] == ["Name", "Ready", "Replicas", "Age"]
     obj = {
-        "metadata": {"name": "qwen", "creationTimestamp": AGO},
+        "metadata": {"name": "qwen", "creationTimestamp": minutes_ago(15)},
         "spec": {"replicas": 3},
         "status": {"conditions": [{"type": "Other", "status": "False"}, {"type": "Ready", "status": "True"}]},
     }
-    assert row(obj) == ["qwen", "True", 3, "3m"]
+    assert row(obj) == ["qwen", "True", 3, "15m"]
     assert row({"metadata": {"name": "new"}, "spec": {}}) == ["new", None, None, None]
     table = to_table(rt, [obj], {"resourceVersion": "7"}, "PartialObjectMetadata")
     assert table["rows"][0]["object"] == {
