@@ -21,7 +21,9 @@ CI_TIME_SCALE = 0.004
 TPU_TAINT = {"key": "google.com/tpu", "value": "present", "effect": "NoSchedule"}
 
 
-def make_ctx(home: Path, *, time_scale: float = CI_TIME_SCALE, scenarios: tuple[str, ...] = ()) -> TwinContext:
+def make_ctx(
+    home: Path, *, time_scale: float = CI_TIME_SCALE, scenarios: tuple[str, ...] = ()
+) -> TwinContext:
     """A twin context with a fresh store, CA, pod logs and a gateway endpoint."""
     ctx = TwinContext(
         store=Store(),
@@ -54,7 +56,9 @@ def tpu_node(name: str, *, ready: bool = True, pool: str = "tpu-pool") -> dict[s
         "status": {
             "capacity": {"cpu": "180", "memory": "737280Mi", "google.com/tpu": "4", "pods": "110"},
             "allocatable": {"cpu": "179500m", "memory": "700000Mi", "google.com/tpu": "4", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady"}],
+            "conditions": [
+                {"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady"}
+            ],
         },
     }
 
@@ -92,7 +96,11 @@ def add_nodes(ctx: TwinContext, nodes: list[dict[str, Any]]) -> None:
     for node in nodes:
         created = ctx.store.create(nodes_rt, node, field_manager="test")
         ctx.store.patch(
-            nodes_rt, created["metadata"]["name"], {"status": node["status"]}, "merge", subresource="status",
+            nodes_rt,
+            created["metadata"]["name"],
+            {"status": node["status"]},
+            "merge",
+            subresource="status",
             field_manager="test",
         )
 
@@ -104,7 +112,9 @@ def ensure_namespace(ctx: TwinContext, name: str, labels: dict[str, str] | None 
         ctx.store.create(ns_rt, {"metadata": {"name": name, "labels": labels or {}}}, field_manager="test")
 
 
-async def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0, interval: float = 0.02) -> Any:
+async def wait_for(
+    predicate: Callable[[], Any], what: str, timeout: float = 20.0, interval: float = 0.02
+) -> Any:
     """Poll until ``predicate()`` is truthy; fail naming ``what`` was missing after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:

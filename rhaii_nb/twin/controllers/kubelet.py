@@ -262,7 +262,7 @@ class PodWorker:
             for run, container in zip(self.inits, self.spec.get("initContainers") or [], strict=True):
                 if run.sidecar:
                     await self.start_container(run, container)
-                    self.spawn(self.run_script(run, container))
+                    self.spawn(self.run_script, run, container)
                     await self.wait_ready(run, container)
                 else:
                     await self.run_to_completion(run, container)
@@ -271,7 +271,7 @@ class PodWorker:
                 await self.start_container(run, container)
                 self.phase = "Running"
                 self.write_status()
-                self.spawn(self.run_main(run, container))
+                self.spawn(self.run_main, run, container)
         except _Stop:
             pass
         except asyncio.CancelledError:
@@ -279,14 +279,14 @@ class PodWorker:
         except Exception:
             log.exception("pod %s/%s lifecycle failed", self.namespace, self.name)
 
-    def spawn(self, coro: Any) -> None:
-        """Run a per-container coroutine alongside the lifecycle."""
-        task = asyncio.get_running_loop().create_task(self._guard(coro))
+    def spawn(self, function: Any, *args: Any) -> None:
+        """Run ``function(*args)`` (a per-container coroutine) alongside the lifecycle."""
+        task = asyncio.get_running_loop().create_task(self._guard(function, *args))
         self.tasks.append(task)
 
-    async def _guard(self, coro: Any) -> None:
+    async def _guard(self, function: Any, *args: Any) -> None:
         try:
-            await coro
+            await function(*args)
         except (_Stop, asyncio.CancelledError):
             pass
         except Exception:

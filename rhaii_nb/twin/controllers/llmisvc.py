@@ -154,6 +154,11 @@ class LLMISvcController:
 
     def pending_keys(self) -> set[tuple[str, str]]:
         """The services to reconcile now."""
+        if self.kube.rt(PLURAL, GROUP, VERSION) is not None:
+            # KServe's webhook comes with its CRD (also after a twin restart from a snapshot).
+            from rhaii_nb.twin.operators import ensure_admission
+
+            ensure_admission(self.ctx)
         if self._all:
             self._all = False
             self._dirty.clear()
@@ -171,7 +176,8 @@ class LLMISvcController:
         next_resync = loop.time() + RESYNC_S
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, next_resync - loop.time()))
+                async with asyncio.timeout(max(0.05, next_resync - loop.time())):
+                    await self._wake.wait()
             self._wake.clear()
             resync = loop.time() >= next_resync
             if resync:

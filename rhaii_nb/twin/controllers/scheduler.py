@@ -365,7 +365,8 @@ class Scheduler:
         while True:
             timeout = max(0.0, next_flush - loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+                async with asyncio.timeout(max(timeout, 0.01)):
+                    await self._wake.wait()
             self._wake.clear()
             flush = loop.time() >= next_flush
             if flush:
