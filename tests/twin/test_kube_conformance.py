@@ -634,3 +634,50 @@ def test_api_flaky_scenario_fails_a_share_of_calls_with_retry_after(twin: Any, n
         twin.set_scenarios([])
     assert all(session.get(path).status_code == 200 for _ in range(30))
     session.close()
+
+
+def test_binding_eviction_and_deletecollection(kube_client: Any, namespace: str) -> None:
+    core = k8s.CoreV1Api(kube_client)
+    nodes = [n.metadata.name for n in core.list_node().items]
+    spec = {"schedulerName": "manual", "containers": [{"name": "main", "image": "busybox"}]}
+    core.create_namespaced_pod(
+        namespace, {"metadata": {"name": "manual", "labels": {"batch": "x"}}, "spec": spec}
+    )
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "manual"},
+        "target": {"name": nodes[0]},
+    }
+    answer = core.create_namespaced_pod_binding("manual", namespace, binding, _preload_content=False)
+    assert answer.status == 201 and json.loads(answer.data)["status"] == "Success"
+    assert core.read_namespaced_pod("manual", namespace).spec.node_name == nodes[0]
+    with pytest.raises(ApiException) as raised:
+        core.create_namespaced_pod_binding("manual", namespace, binding, _preload_content=False)
+    assert (
+        raised.value.status == 409
+        and "is already assigned to node" in json.loads(raised.value.body)["message"]
+    )
+
+    eviction = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": "manual", "namespace": namespace},
+    }
+    answer = core.create_namespaced_pod_eviction("manual", namespace, eviction, _preload_content=False)
+    assert answer.status == 201
+
+    def evicted() -> bool:
+        try:
+            return core.read_namespaced_pod("manual", namespace).metadata.deletion_timestamp is not None
+        except ApiException as exc:
+            return exc.status == 404
+
+    _wait_until(evicted, 30, "the evicted pod to be terminating or gone")
+
+    for name in ("a", "b", "c"):
+        labels = {"batch": "x"} if name != "c" else {"batch": "y"}
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": labels}})
+    core.delete_collection_namespaced_config_map(namespace, label_selector="batch=x")
+    left = {c.metadata.name for c in core.list_namespaced_config_map(namespace).items} - {"kube-root-ca.crt"}
+    assert left == {"c"}
