@@ -140,3 +140,18 @@ def test_wait_timeout_names_what_is_missing_and_events(serving) -> None:
         tracker.wait_for(pods.all_ready(3), timeout=2)
     message = str(info.value)
     assert "1/3 pods ready" in message and "Recent events:" in message
+
+
+@pytest.mark.timeout(120)
+def test_wait_ready_without_the_service_says_so_with_pods_and_events(serving) -> None:
+    from rhaii_nb import service
+
+    session, params, _ = serving
+    assert service.replicas_ready(session, params) == 1
+    with pytest.raises(pods.WaitTimeout) as info:
+        service.wait_ready(session, params, timeout=2, show=False)
+    message = str(info.value)
+    assert f"LLMInferenceService {params.namespace}/{params.service_name} does not exist" in message
+    assert "Running" in message and "Recent events:" in message
+    table = service.status_table(session, params)
+    assert table.set_index("item").loc["LLMInferenceService", "value"] == "not found"

@@ -192,3 +192,27 @@ def test_backoff_grows_caps_and_obeys_retry_after() -> None:
     assert policy.delay(1, retry_after=60) == 8
     jittered = Backoff(base_s=1, cap_s=8)
     assert all(2 <= jittered.delay(3) <= 4 for _ in range(50))
+
+
+@pytest.mark.timeout(180)
+def test_connect_on_a_flaky_twin_absorbs_transient_errors(tmp_path) -> None:
+    """Scenario api-flaky: preflight, cluster creation and Kubernetes reads all succeed through retries."""
+    from helpers_session import start_twin
+
+    from rhaii_nb import cluster, preflight
+    from rhaii_nb.session import connect, forget_sessions
+
+    handle, session, params = start_twin(tmp_path / "twin", scenario=["api-flaky"])
+    try:
+        assert connect(params) is session, "connect must be re-entrant"
+        before = STATS.total
+        table = preflight.run(session, params, include_tools=False)
+        assert table.ok, table.df.to_string()
+        cluster.create(session, params, show=False)
+        for _ in range(30):
+            assert len(session.core.list_node().items) >= 3
+        assert STATS.total > before, "api-flaky injected no error the helpers had to retry"
+        assert session.retries == STATS.counts
+    finally:
+        forget_sessions()
+        handle.stop()
