@@ -48,6 +48,7 @@ class PodLogs:
         self.max_lines = max_lines
         self._now = now
         self._logs: dict[tuple[str, str, str], _ContainerLog] = {}
+        self._notifications: set[asyncio.Task] = set()  # keeps wake-up tasks alive until they ran
 
     def _entry(self, namespace: str, pod: str, container: str) -> _ContainerLog:
         key = (namespace, pod, container)
@@ -67,7 +68,9 @@ class PodLogs:
                 condition.notify_all()
 
         with contextlib.suppress(RuntimeError):  # no loop running: nobody can be following
-            asyncio.get_running_loop().create_task(notify())
+            task = asyncio.get_running_loop().create_task(notify())
+            self._notifications.add(task)
+            task.add_done_callback(self._notifications.discard)
 
     def append(self, namespace: str, pod: str, container: str, line: str, ts: float | None = None) -> None:
         """Add one line (without trailing newline) to a container's current log."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
 
 from aiohttp import web
 
@@ -92,8 +91,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_put("/twin/v1/scenarios", put_scenarios)
     app.router.add_post("/twin/v1/install-operators", install_operators)
     app.router.add_post("/twin/v1/test/append-log", append_log)
-
-
-def describe(ctx: Any) -> dict[str, Any]:
-    """What the admin API offers (for ``twin status``)."""
-    return {"scenarios": sorted(ctx.scenarios)}

@@ -1,4 +1,4 @@
-"""``services/<[scheme:]name[:port]>/proxy/<path>``: forward a request to a ready replica of a Service.
+"""``services/.../proxy`` and ``pods/.../proxy``: forward a request to a replica (of a Service, or one pod).
 
 Endpoints are the pods the Service selects that have a ready replica server in ``ctx.replicas``.
 NetworkPolicies apply with the API server as the source (``netpol.KUBE_APISERVER``) when the
@@ -146,7 +146,42 @@ async def proxy_to_service(ctx: Any, request: web.Request, info: RequestInfo) ->
             ) from None
         raise
     replica, _pod, _port = pick_endpoint(ctx, namespace, service, port)
-    url = f"{scheme}://{replica.host}:{replica.port}{info.rest or '/'}"
+    return await _forward(ctx, request, scheme, replica, info.rest)
+
+
+async def proxy_to_pod(ctx: Any, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+    """``pods/<[scheme:]name[:port]>/proxy/<path>``: forward to that pod's replica server.
+
+    Like kube-apiserver it does not wait for readiness: a pod whose server is not running (not yet
+    started, or not a workload pod) answers 503 with the API server's ``error trying to reach service``.
+    """
+    scheme, name, port = parse_service_ref(info.name or "")
+    namespace = info.namespace or "default"
+    try:
+        pod = ctx.store.get(ctx.store.resource("", "v1", "pods"), name, namespace=namespace)
+    except ApiError as error:
+        if error.code == 404:
+            raise ApiError(
+                404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
+            ) from None
+        raise
+    replica = ctx.replicas.get(namespace, name)
+    pod_ip = (pod.get("status") or {}).get("podIP") or "<none>"
+    if replica is None:
+        raise service_unavailable(
+            f"error trying to reach service: dial tcp {pod_ip}:{port or 80}: connect: connection refused"
+        )
+    check = _flow_check()
+    if check is not None and not check(ctx, pod, int(port) if port.isdigit() else replica.port):
+        raise service_unavailable(f"error trying to reach service: dial tcp {pod_ip}:{port}: i/o timeout")
+    return await _forward(ctx, request, scheme, replica, info.rest)
+
+
+async def _forward(
+    ctx: Any, request: web.Request, scheme: str, replica: Any, rest: str
+) -> web.StreamResponse:
+    """Send the request to ``replica`` and stream its answer back."""
+    url = f"{scheme}://{replica.host}:{replica.port}{rest or '/'}"
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
     ssl_context = ctx.pki.client_ssl_context() if scheme == "https" and ctx.pki is not None else None
     session = await _session(request)

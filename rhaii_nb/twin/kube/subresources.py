@@ -1,5 +1,5 @@
 """Subresources: ``status``, ``scale`` (autoscaling/v1 Scale), ``pods/log``, ``pods/eviction``,
-``pods/binding``, ``services/proxy`` and ``namespaces/finalize``."""
+``pods/binding``, ``services/proxy``, ``pods/proxy`` and ``namespaces/finalize``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ async def handle(ctx: Any, request: web.Request, rt: ResourceType, info: Request
         from rhaii_nb.twin.kube.proxy import proxy_to_service
 
         return await proxy_to_service(ctx, request, info)
+    if sub == "proxy" and rt.plural == "pods":
+        from rhaii_nb.twin.kube.proxy import proxy_to_pod
+
+        return await proxy_to_pod(ctx, request, info)
     raise not_found()
 
 
