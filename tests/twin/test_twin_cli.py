@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import stat
 import subprocess
 import sys
@@ -93,5 +94,17 @@ def test_restart_keeps_objects_and_scenarios_switch_at_runtime(tmp_path: Path) -
         names = [ns.metadata.name for ns in k8s.CoreV1Api(api).list_namespace().items]
         api.close()
         assert "kept" in names
+        # The restored store has no history before its resourceVersion: an older watch gets 410 Gone,
+        # as an ERROR event in a 200 stream like the real server sends it.
+        token = (home / "token").read_text().strip()
+        response = httpx.get(
+            restarted.endpoints["kubernetes"] + "/api/v1/namespaces?watch=1&resourceVersion=1",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=ssl.create_default_context(cafile=str(home / "ca.crt")),
+        )
+        assert response.status_code == 200
+        event = json.loads(response.text.splitlines()[0])
+        assert event["type"] == "ERROR"
+        assert event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
     finally:
         restarted.stop()
