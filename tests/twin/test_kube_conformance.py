@@ -362,6 +362,9 @@ def test_kubectl_logs_follow_receives_lines_appended_later(kubectl: Any, twin: A
     assert lines.index("appended later 1\n") < lines.index("appended later 2\n")
     tail = core.read_namespaced_pod_log(pod, namespace, container="main", tail_lines=1)
     assert tail == "appended later 2\n"
+    listed = kubectl("get", "pod", pod, "-n", namespace)
+    assert listed.stdout.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert listed.stdout.splitlines()[1].split()[0] == pod
 
 
 def test_pod_log_errors_are_worded_as_the_real_server(kube_client: Any, namespace: str) -> None:

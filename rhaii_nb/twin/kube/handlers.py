@@ -56,7 +56,7 @@ def field_manager(query: Any, default: str | None = None) -> str | None:
 
 
 def field_validation(query: Any) -> str:
-    """``?fieldValidation=`` (Strict, Warn or Ignore; default Warn... as 1.27+ servers)."""
+    """``?fieldValidation=``: Strict, Warn or Ignore (Warn when absent, as the server defaults)."""
     value = query.get("fieldValidation") or "Warn"
     if value not in ("Strict", "Warn", "Ignore"):
         raise bad_request(
