@@ -25,6 +25,8 @@ _EXPORTS = {
     "load_params": "rhaii_nb.params",
     "RunParams": "rhaii_nb.params",
     "WaitTimeout": "rhaii_nb.pods",
+    "require": "rhaii_nb.phases",
+    "PhaseNotDone": "rhaii_nb.phases",
 }
 _MODULES = ("cluster", "logs", "pods", "preflight", "probes", "service", "retry")
 

@@ -23,7 +23,7 @@ import pandas as pd
 from rhaii_nb import record as run_record
 from rhaii_nb.display import show_table
 
-PASS, FAIL = "✅", "❌"
+PASS, FAIL, SKIP = "✅", "❌", "⏭"
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -54,6 +54,7 @@ class Criterion:
     target: Any
     unit: str = ""
     note: str = ""
+    skip: str = ""  # a reason: the criterion does not apply to this run (shown ⏭, never fails it)
 
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
@@ -62,8 +63,15 @@ class Criterion:
             )
 
     @property
+    def skipped(self) -> bool:
+        """Whether the criterion does not apply to this run (``skip`` gives the reason)."""
+        return bool(self.skip)
+
+    @property
     def passed(self) -> bool:
         """Whether the measured value meets the target; a missing or NaN measurement never does."""
+        if self.skipped:
+            return False
         if self.measured is None or (isinstance(self.measured, float) and math.isnan(self.measured)):
             return False
         try:
@@ -105,13 +113,13 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        """Whether every criterion passed."""
-        return all(c.passed for c in self.criteria)
+        """Whether every criterion that applies passed."""
+        return not self.failed
 
     @property
     def failed(self) -> list[Criterion]:
-        """The unmet criteria."""
-        return [c for c in self.criteria if not c.passed]
+        """The unmet criteria (skipped ones are not unmet)."""
+        return [c for c in self.criteria if not c.passed and not c.skipped]
 
     def _repr_html_(self) -> str:
         return styled(self.table).to_html()
@@ -121,11 +129,11 @@ def table(criteria: Iterable[Criterion]) -> pd.DataFrame:
     """One row per criterion: result, criterion, measured, expected, note."""
     rows = [
         {
-            "result": PASS if c.passed else FAIL,
+            "result": SKIP if c.skipped else (PASS if c.passed else FAIL),
             "criterion": c.name,
             "measured": "not measured" if c.measured is None else f"{_fmt(c.measured)}{c.unit}",
             "expected": c.expected,
-            "note": c.note,
+            "note": f"skipped: {c.skip}" if c.skipped else c.note,
         }
         for c in criteria
     ]
@@ -136,7 +144,7 @@ def styled(frame: pd.DataFrame) -> Any:
     """The criteria table as a pandas Styler: green rows pass, red rows fail."""
 
     def colour(row: pd.Series) -> list[str]:
-        background = "#e6f4ea" if row["result"] == PASS else "#fce8e6"
+        background = {PASS: "#e6f4ea", SKIP: "#f1f3f4"}.get(row["result"], "#fce8e6")
         return [f"background-color: {background}"] * len(row)
 
     return frame.style.apply(colour, axis=1).hide(axis="index")
@@ -168,8 +176,9 @@ def check(
                     "op": c.op,
                     "target": c.target,
                     "unit": c.unit,
-                    "passed": c.passed,
-                    "note": c.note,
+                    "passed": None if c.skipped else c.passed,
+                    "skipped": c.skipped,
+                    "note": f"skipped: {c.skip}" if c.skipped else c.note,
                 },
             )
     result = CheckResult(items, frame)

@@ -197,6 +197,26 @@ def follow_milestones(
     return _frame(table, hits)
 
 
+def service_milestones(
+    session: Any, params: Any, *, timeout: float | None = None, show: bool = True
+) -> pd.DataFrame:
+    """``follow_milestones`` on the service's first vLLM pod (by name): model download, weights, KV cache,
+    XLA compilation, server up. A pod that started earlier reports every milestone at 0 s."""
+    from rhaii_nb import names
+
+    pods = session.core.list_namespaced_pod(
+        params.namespace, label_selector=names.workload_selector(params.service_name)
+    ).items
+    live = sorted(p.metadata.name for p in pods if not p.metadata.deletion_timestamp)
+    if not live:
+        raise WaitTimeout(
+            f"no vLLM pod of {params.namespace}/{params.service_name} to follow: "
+            "apply the LLMInferenceService first (04_inference_service)"
+        )
+    timeout = timeout if timeout is not None else params.wait_s("ready_timeout_s")
+    return follow_milestones(session, live[0], params.namespace, timeout=timeout, show=show)
+
+
 def _frame(table: list[Milestone], hits: dict[str, MilestoneHit]) -> pd.DataFrame:
     rows = [
         {

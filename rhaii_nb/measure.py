@@ -580,3 +580,60 @@ def prefix_sweep(
     """How the cache's gain grows with the shared prefix length (none below one KV block)."""
     endpoint = _endpoint(base_url, model, endpoint_options)
     return run_sync(prefix_sweep_async(endpoint, lengths, repeats=repeats, max_tokens=max_tokens))
+
+
+# ---- the service of a run -----------------------------------------------------------------------
+def gateway_endpoint(session: Any, params: Any, *, model: str | None = None) -> Endpoint:
+    """The service behind the inference gateway as an :class:`Endpoint` (model id from ``/v1/models``)."""
+    from rhaii_nb.probes import detect_model
+
+    return Endpoint(
+        session.service_base_url(),
+        model or detect_model(session, params, via="external"),
+        timeout_s=getattr(params, "request_timeout_s", 60.0),
+    )
+
+
+@dataclass
+class PrefixSpecificResult:
+    """The guide's proof that the cache is prefix-specific: prefix A cold, A repeated, then prefix B."""
+
+    df: pd.DataFrame  # one row per request; column ``step``: "A first", "A repeat", "B first"
+
+    def _ttft(self, step: str) -> float:
+        rows = self.df[(self.df["step"] == step) & self.df["error"].isna()]
+        return float(rows["ttft_s"].median()) if len(rows) else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """TTFTs of each step and the two ratios a criteria cell checks."""
+        a_first, a_repeat, b_first = self._ttft("A first"), self._ttft("A repeat"), self._ttft("B first")
+        return {
+            "prompt_tokens": float(self.df["prompt_tokens"].median()),
+            "a_first_ttft_s": a_first,
+            "a_repeat_ttft_s": a_repeat,
+            "b_first_ttft_s": b_first,
+            "repeat_ttft_cut_pct": (1.0 - a_repeat / a_first) * 100.0,
+            "b_vs_repeat_ratio": b_first / a_repeat,
+            "repeat_cached_tokens": float(self.df[self.df["step"] == "A repeat"]["cached_tokens"].median()),
+            "b_cached_tokens": float(self.df[self.df["step"] == "B first"]["cached_tokens"].iloc[0]),
+            "failed": int(self.df["error"].notna().sum()),
+        }
+
+
+def prefix_specific_test(
+    endpoint: Endpoint, *, prefix_tokens: int = 1500, repeats: int = 4, max_tokens: int = 4
+) -> PrefixSpecificResult:
+    """Prefix A (fresh, ``prefix_tokens`` long: many KV blocks) once cold, ``repeats`` times again with
+    other questions, then a different prefix B of the same length: A repeats are fast, B is slow again."""
+    nonce = uuid.uuid4().hex[:8]
+    prefix_a = long_prefix(prefix_tokens, seed=nonce, label=f"Handbook A {nonce}")
+    prefix_b = long_prefix(prefix_tokens, seed=nonce, label=f"Handbook B {nonce}")
+    prompts = [f"{prefix_a} Question {k}: what applies here?" for k in range(repeats + 1)]
+    prompts.append(f"{prefix_b} Question 0: what applies here?")
+    steps = ["A first"] + ["A repeat"] * repeats + ["B first"]
+    result = run_sync(
+        load_async(
+            endpoint, prompts, requests=len(prompts), concurrency=1, max_tokens=max_tokens, labels=steps
+        )
+    )
+    return PrefixSpecificResult(result.df.assign(step=result.df["label"]))

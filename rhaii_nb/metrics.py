@@ -128,3 +128,34 @@ def stats_delta(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     out["hit_rate"] = (out["hits"] / out["queries"]).where(out["queries"] > 0)
     out["kv_usage"] = merged["kv_usage"]
     return out
+
+
+def replica_metrics_urls(session: Any, params: Any) -> dict[str, str]:
+    """Pod name → ``/metrics`` URL of each vLLM pod, through the Kubernetes API's pod proxy (TLS to the
+    API verified against the cluster CA; the same path works on GKE and the twin)."""
+    from rhaii_nb import names
+    from rhaii_nb.probes import WORKLOAD_PORT
+
+    pods = session.core.list_namespaced_pod(
+        params.namespace, label_selector=names.workload_selector(params.service_name)
+    ).items
+    base = f"{session.kube_host}/api/v1/namespaces/{params.namespace}/pods"
+    return {
+        pod.metadata.name: f"{base}/https:{pod.metadata.name}:{WORKLOAD_PORT}/proxy/metrics"
+        for pod in sorted(pods, key=lambda p: p.metadata.name)
+        if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
+    }
+
+
+def service_stats(session: Any, params: Any) -> pd.DataFrame:
+    """``replica_stats`` of every running vLLM pod of the service (see ``replica_metrics_urls``)."""
+    session.api_client  # noqa: B018 - resolves the API host and CA
+    urls = replica_metrics_urls(session, params)
+    if not urls:
+        raise RuntimeError(
+            f"no running vLLM pods of {params.namespace}/{params.service_name}: "
+            "run 04_inference_service first"
+        )
+    token = session.kube_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return replica_stats(urls, verify=session.ssl_context(), headers=headers)

@@ -34,6 +34,9 @@ PLACEHOLDER_PROJECTS = frozenset({"YOUR_PROJECT_ID", "YOUR_PROJECT", "your-proje
 PATH_FIELDS = ("hf_token_file", "pull_secret_file", "twin_home")
 SECRET_FIELDS = ("hf_token_file", "pull_secret_file")
 DEFAULT_PARAMS_RELATIVE = Path("params") / "local.yaml"
+# JSON object of field values applied between the file and the explicit overrides: lets a test session
+# (nbval runs notebooks as stored) point every notebook at its own twin without editing them.
+OVERRIDES_ENV = "RHAII_NB_OVERRIDES"
 # On the twin, waits shrink with time_scale but never below this: process start-up does not scale.
 TWIN_MIN_WAIT_S = 30.0
 
@@ -268,7 +271,8 @@ def load_params(
     """Load, merge and validate parameters; raise ``ParamsError`` listing every problem.
 
     ``path`` None means ``params/local.yaml`` in the current directory or the nearest parent that
-    has one (notebooks run from ``notebooks/``).
+    has one (notebooks run from ``notebooks/``). Env ``RHAII_NB_OVERRIDES`` (a JSON object) is applied
+    after the file and before ``overrides``.
     """
     params_path = _find_default_params() if path is None else Path(path)
     source = str(params_path)
@@ -305,8 +309,42 @@ def load_params(
         )
     base_dir = params_path.resolve().parent
     data = _resolve_paths(data, base_dir)
+    data.update(_resolve_paths(env_overrides(), Path.cwd()))
     data.update(_resolve_paths(dict(overrides or {}), Path.cwd()))
     return validate_params(data, source)
+
+
+def env_overrides() -> dict[str, Any]:
+    """Field values from env ``RHAII_NB_OVERRIDES`` (a JSON object); ``{}`` when unset."""
+    import json
+
+    raw = os.environ.get(OVERRIDES_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ParamsError(
+            [
+                Problem(
+                    OVERRIDES_ENV,
+                    raw[:80],
+                    f"not valid JSON ({exc})",
+                    'set it to a JSON object: {"replicas": 2}',
+                )
+            ],
+            OVERRIDES_ENV,
+        ) from None
+    if not isinstance(value, dict):
+        raise ParamsError(
+            [
+                Problem(
+                    OVERRIDES_ENV, raw[:80], "not a JSON object", 'set it to a JSON object: {"replicas": 2}'
+                )
+            ],
+            OVERRIDES_ENV,
+        )
+    return value
 
 
 def validate_params(data: dict[str, Any], source: str = "parameters") -> RunParams:

@@ -30,6 +30,17 @@ def record(kind: str, name: str, data: Any) -> dict[str, Any]:
     return entry
 
 
+def figure(fig: Any, name: str | None = None) -> Any:
+    """Record a plotly figure for the run report (title, trace count, points) and return it unchanged,
+    so ``record.figure(plots.some_chart(...))`` as a cell's last line both shows and records it."""
+    layout_title = getattr(getattr(fig.layout, "title", None), "text", None)
+    title = name or layout_title or "figure"
+    traces = list(fig.data)
+    points = sum(max(_length(getattr(t, "x", None)), _length(getattr(t, "y", None))) for t in traces)
+    record("figure", title, {"title": layout_title, "traces": len(traces), "points": points})
+    return fig
+
+
 def recorded(kind: str | None = None) -> list[dict[str, Any]]:
     """Records made in this process, optionally of one kind only."""
     return [entry for entry in _memory if kind is None or entry["kind"] == kind]
@@ -45,6 +56,10 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
         if line.strip():
             entries.append(json.loads(line))
     return entries
+
+
+def _length(values: Any) -> int:
+    return 0 if values is None else len(values)
 
 
 def _jsonable(data: Any) -> Any:

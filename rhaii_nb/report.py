@@ -76,7 +76,7 @@ def render_index(summary: dict[str, Any], pages_dir: Path) -> str:
         link = f'<a href="html/{name}.html">{name}</a>' if page.exists() else name
         mark = {"passed": "✅", "failed": "❌", "skipped": "⏭"}.get(entry["status"], "·")
         criteria = "".join(
-            f"<li>{'✅' if c.get('passed') else '❌'} {html.escape(str(c.get('name')))}: "
+            f"<li>{_criterion_mark(c)} {html.escape(str(c.get('name')))}: "
             f"{html.escape(str(c.get('measured')))} {html.escape(str(c.get('op', '')))} "
             f"{html.escape(str(c.get('target', '')))}</li>"
             for c in entry.get("criteria", [])
@@ -119,6 +119,12 @@ Target: <b>{html.escape(str(summary.get("params", {}).get("target", "?")))}</b>.
 <h2>Parameters</h2><table>{params_rows}</table>
 </body></html>
 """
+
+
+def _criterion_mark(criterion: dict[str, Any]) -> str:
+    if criterion.get("skipped"):
+        return "⏭"
+    return "✅" if criterion.get("passed") else "❌"
 
 
 def cost_summary(costs: list[dict[str, Any]]) -> dict[str, Any]:

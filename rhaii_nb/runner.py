@@ -70,7 +70,7 @@ class NotebookResult:
             "status": self.status,
             "duration_s": round(self.duration_s, 2),
             "error": self.error,
-            "criteria": [r["data"] for r in self.records if r["kind"] == "criterion"],
+            "criteria": [{"name": r["name"], **r["data"]} for r in self.records if r["kind"] == "criterion"],
             "figures": [r["name"] for r in self.records if r["kind"] == "figure"],
             "metrics": {r["name"]: r["data"] for r in self.records if r["kind"] == "metric"},
             "costs": [r["data"] for r in self.records if r["kind"] == "cost"],
@@ -186,7 +186,7 @@ def run_runbook(options: RunOptions, echo: Callable[[str], None] = print) -> Run
                 continue
             echo(f"[{index}/{len(notebooks)}] {path.stem} ...")
             _execute(path, result, run_dir, params_file, overrides, options)
-            mark = "✅" if result.status == "passed" else "❌"
+            mark = {"passed": "✅", "skipped": "⏭"}.get(result.status, "❌")
             echo(f"{mark} {path.stem} {result.status} in {result.duration_s:.1f} s")
             _write_summary(summary)
             if result.status == "failed":
@@ -242,6 +242,9 @@ def _execute(
         )
         result.status = "passed"
         result.error = None
+        skipped = _all_criteria_skipped(read_records(records_file))
+        if skipped:
+            result.status = "skipped"
     except PapermillExecutionError as exc:
         result.status = "failed"
         result.error = {
@@ -275,6 +278,12 @@ def _execute(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _all_criteria_skipped(records: list[dict[str, Any]]) -> bool:
+    """A notebook that passed with every criterion skipped (e.g. optional network policies off)."""
+    criteria = [r for r in records if r["kind"] == "criterion"]
+    return bool(criteria) and all(r["data"].get("skipped") for r in criteria)
 
 
 def _cell_timeout(cell: Any, default: int) -> int:
