@@ -13,6 +13,8 @@ Idempotent: every object is server-side applied, so a second install changes not
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from importlib import resources
 from pathlib import Path
@@ -36,14 +38,21 @@ def _plan() -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
+@functools.cache
+def _documents(path: Path) -> tuple[dict[str, Any], ...]:
+    """The YAML documents of a schema file, parsed once per process (libyaml when available)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return tuple(doc for doc in yaml.load_all(path.read_text(), Loader=loader) if doc)
+
+
 def load_crds(entries: list[str]) -> list[dict[str, Any]]:
     """CRD documents from ``rhaii_nb/data/schemas`` (``file#crd-name`` picks one document)."""
     crds = []
     for entry in entries:
         relative, _, wanted = entry.partition("#")
         path = _data_dir() / "schemas" / relative
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
+        for doc in copy.deepcopy(_documents(path)):
+            if doc.get("kind") != "CustomResourceDefinition":
                 continue
             if wanted and doc["metadata"]["name"] != wanted:
                 continue

@@ -389,7 +389,10 @@ class PodWorker:
                 compile_factor=factor,
                 seed=int(_digest(self.uid)[:8], 16),
             )
-        return generic_startup_script(run.name, run.image)
+        generic = generic_startup_script(run.name, run.image)
+        if run.init and not run.sidecar:  # an init container runs to completion
+            return StartupScript(generic.steps, exit_code=0)
+        return generic
 
     async def run_script(self, run: ContainerRun, container: dict[str, Any]) -> None:
         """Write the container's start-up log with its timing, acting on markers."""
