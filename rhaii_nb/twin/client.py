@@ -7,6 +7,7 @@ The daemon runs detached (its own session), logging to ``twin.log`` in the home.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import ssl
@@ -192,6 +193,15 @@ def ensure_twin(
     if time_scale <= 0:
         raise TwinError(f"time_scale must be > 0, got {time_scale}")
     twin_home = TwinHome.at(home)
+    # Callers racing on one home (parallel test workers, two notebooks) start one daemon between them.
+    with open(twin_home.root / ".start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _find_or_start(twin_home, cluster, time_scale, scenarios, timeout)
+
+
+def _find_or_start(
+    twin_home: TwinHome, cluster: str | None, time_scale: float, scenarios: Sequence[str], timeout: float
+) -> TwinHandle:
     running = find_twin(twin_home.root)
     if running is not None:
         differences = settings_difference(running.endpoints, time_scale, scenarios, cluster)

@@ -108,3 +108,18 @@ def test_restart_keeps_objects_and_scenarios_switch_at_runtime(tmp_path: Path) -
         assert event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
     finally:
         restarted.stop()
+
+
+def test_concurrent_ensure_twin_calls_share_one_daemon(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rhaii_nb.twin.client import ensure_twin
+
+    home = tmp_path / "twin"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        handles = list(pool.map(lambda _: ensure_twin(home=home, time_scale=0.01), range(3)))
+    try:
+        assert len({h.pid for h in handles}) == 1
+    finally:
+        assert handles[0].stop()
+    assert not any(h.alive() for h in handles)
