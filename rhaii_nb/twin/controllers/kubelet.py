@@ -364,6 +364,8 @@ class PodWorker:
         await self.sleep(0.2)
         run.state = {"running": {"startedAt": now_rfc3339()}}
         run.started = True
+        if not run.init:
+            self.phase = "Running"  # a pod runs once a regular container does
         self.event("Started", f"Started container {run.name}", field_path=path)
         if run.restart_count:
             self.ctx.logs.restart(self.namespace, self.name, run.name)
