@@ -5,6 +5,10 @@ that ``update()`` replaces (``IPython.display`` with a ``display_id``), so a sav
 the final state. Anywhere else they print plain text: a table as text, a progress line each time it
 changes (at most every ``min_interval_s``) and the final state. Every string passes through
 ``rhaii_nb.redact`` first.
+
+Verbose mode (params ``verbose: true``; ``connect()`` calls ``set_verbose``) brings the detail back
+for troubleshooting: every change of a live line is also printed as its own timestamped line, and
+``detail(text)`` messages, silent otherwise, are shown.
 """
 
 from __future__ import annotations
@@ -17,6 +21,25 @@ from typing import Any
 import pandas as pd
 
 from rhaii_nb.redact import redact
+
+_verbose = False
+
+
+def set_verbose(on: bool) -> None:
+    """Switch verbose mode on or off for this process (a kernel: the notebook's run)."""
+    global _verbose
+    _verbose = bool(on)
+
+
+def is_verbose() -> bool:
+    """Whether verbose mode is on."""
+    return _verbose
+
+
+def detail(text: str, *, stream: Any = None) -> None:
+    """A troubleshooting message: printed (redacted, timestamped) only in verbose mode."""
+    if _verbose:
+        print(f"{time.strftime('%H:%M:%S')} {redact(text)}", file=stream or sys.stdout, flush=True)
 
 
 def in_kernel() -> bool:
@@ -53,7 +76,8 @@ class Live:
     """One output that updates in place: ``update(text_or_dataframe)``, then ``close()``.
 
     Headless, a text is printed when it changed and ``min_interval_s`` has passed since the last
-    print; ``close()`` prints the final state if it was not printed yet.
+    print; ``close()`` prints the final state if it was not printed yet. In verbose mode every change
+    is also printed at once as a timestamped line (the history the in-place output hides).
     """
 
     def __init__(self, *, enabled: bool = True, min_interval_s: float = 5.0, stream: Any = None) -> None:
@@ -72,12 +96,21 @@ class Live:
             return
         if self._kernel:
             self._update_kernel(content)
+            if _verbose:
+                self._history(content)
             return
         text = redact(content if isinstance(content, str) else _as_text(content))
         self._pending = text
         now = time.monotonic()
-        if text != self._last_text and now - self._last_print >= self.min_interval_s:
+        if text != self._last_text and (_verbose or now - self._last_print >= self.min_interval_s):
             self._emit(text, now)
+
+    def _history(self, content: Any) -> None:
+        """Verbose, in a kernel: each change also as a plain line below the in-place output."""
+        text = redact(content if isinstance(content, str) else _as_text(content))
+        if text != self._last_text:
+            self._last_text = text
+            print(f"{time.strftime('%H:%M:%S')} {text}", file=self.stream, flush=True)
 
     def close(self) -> None:
         """Print the last state if it was not printed yet (headless)."""

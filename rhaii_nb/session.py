@@ -344,8 +344,12 @@ def connect(
 
     ``target: local`` starts the twin when it is not running (``params.twin_home``, ``time_scale``,
     ``scenario``). ``target: gke`` uses google-auth default credentials unless ``credentials`` is given,
-    and ``params.gke_api_endpoint`` (if set) instead of Google's endpoints.
+    and ``params.gke_api_endpoint`` (if set) instead of Google's endpoints. ``params.verbose`` switches
+    the display helpers' verbose mode (``rhaii_nb.display.set_verbose``).
     """
+    from rhaii_nb.display import set_verbose
+
+    set_verbose(getattr(params, "verbose", False))  # the notebook's output follows its params
     key = _session_key(params, credentials)
     with _SESSIONS_LOCK:
         session = _SESSIONS.get(key)
