@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,9 @@ HF_TOKEN_PLACEHOLDER = "YOUR_HF_TOKEN_HERE"
 SANDBOX_S = 1.5
 BACKOFF_START_S, BACKOFF_MAX_S = 10.0, 300.0
 SHUTDOWN_S = 2.0
+# Draining a replica on deletion: at most this long (wall seconds), settling briefly before and after.
+DRAIN_MAX_S = 30.0
+DRAIN_SETTLE_S = 0.1
 SLOW_COMPILE_FACTOR = 4.0
 # Pull times with GKE image streaming; the vLLM image is large but streams.
 _PULL_S = [("vllm", 9.0), ("storage-initializer", 4.0), ("istio-proxy", 3.0)]
@@ -512,6 +516,20 @@ class PodWorker:
         )
         self.ctx.replicas.put(self.replica)
 
+    async def drain_replica(self, grace_seconds: float) -> None:
+        """SIGTERM as vLLM's server takes it: no new requests (the pod leaves the endpoints at once),
+        the ones in flight finish — within the grace period (wall-clock, as inference is never scaled)."""
+        replica = self.replica
+        if replica is None:
+            return
+        self.ctx.replicas.remove(self.namespace, self.name)
+        engine = replica.server.engine
+        deadline = time.monotonic() + min(grace_seconds, DRAIN_MAX_S)
+        await asyncio.sleep(DRAIN_SETTLE_S)  # requests already on their way still arrive
+        while engine.num_running + engine.num_waiting > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(DRAIN_SETTLE_S)  # the last responses finish streaming out
+
     async def stop_replica(self) -> None:
         """Stop the replica server (its cache is lost) and forget it."""
         replica, self.replica = self.replica, None
@@ -527,6 +545,7 @@ class PodWorker:
         for task in [self.main_task, *self.tasks]:
             if task is not None and not task.done():
                 task.cancel()
+        await self.drain_replica(grace_seconds)
         await self.stop_replica()
         path_events = [r for r in self.containers + self.inits if "running" in r.state]
         for run in path_events:
