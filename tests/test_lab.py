@@ -1,6 +1,7 @@
 """`rhaii-nb lab` for real: Lab on a free port, notebooks listed through the Jupyter server's REST API,
-a kernel of the registered name running the first notebook's cells over the kernel websocket, and a
-Ctrl-C that leaves no process behind (Lab, kernel, twin).
+a kernel of the registered name running the first notebook's cells over the kernel websocket, the
+later notebooks' set-up cells naming the notebook to run first, and a Ctrl-C that leaves no process
+behind (Lab, kernel, twin).
 """
 
 from __future__ import annotations
@@ -169,6 +170,30 @@ class KernelChannel:
         self.ws.close()
 
 
+def _check_out_of_order_messages(api: httpx.Client, channel: KernelChannel, notebooks: list[str]) -> None:
+    """A trainee opening a later notebook first: its set-up cell stops and names the notebook to run.
+
+    The twin has no cluster yet (only 00 ran), so every notebook that builds on earlier phases must
+    point at 01_cluster, whichever phase it requires.
+    """
+    checked = []
+    for name in notebooks:
+        nb = nbformat.reads(json.dumps(api.get(f"/api/contents/{name}").json()["content"]), as_version=4)
+        code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+        setup = next((i for i, source in enumerate(code) if "require(" in source), None)
+        if setup is None:
+            continue
+        for source in code[:setup]:
+            assert channel.execute(source)["status"] == "ok", f"{name}: a cell before the set-up failed"
+        result = channel.execute(code[setup])
+        assert result["status"] == "error", f"{name} ran its set-up cell without the cluster"
+        assert "PhaseNotDone" in result["error"] and "run 01_cluster first" in result["error"], (
+            f"{name}: {result['error'][:400]}"
+        )
+        checked.append(name)
+    assert len(checked) >= len(notebooks) // 2, f"only {checked} check their preconditions"
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -231,6 +256,7 @@ def test_lab_serves_the_notebooks_runs_the_first_one_in_the_kernel_and_stops_cle
             assert check["status"] == "ok", check["error"]
             ci_time_scale = yaml.safe_load(CI_PARAMS.read_text())["time_scale"]
             assert check["stdout"].split() == [str(ci_time_scale), str(twin_home)]
+            _check_out_of_order_messages(api, channel, expected)
         finally:
             channel.close()
             api.close()
@@ -248,7 +274,10 @@ def test_lab_serves_the_notebooks_runs_the_first_one_in_the_kernel_and_stops_cle
     assert not left, f"processes left behind after stopping Lab: {left}"
     assert twin_pid is not None and kernel_pid is not None
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))  # Lab's port is free again
+        # Free again for a new server (SO_REUSEADDR, as Lab's own: TIME_WAIT left by our clients is fine).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
 
 
 @pytest.mark.timeout(60)
