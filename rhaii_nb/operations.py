@@ -31,7 +31,10 @@ import pandas as pd
 
 from rhaii_nb import cluster, names, service
 from rhaii_nb.cost import time_scale
-from rhaii_nb.pods import Condition, PodTracker, is_ready
+from rhaii_nb.pods import Condition, PodTracker, is_ready, pods_table
+
+# The guide's rolling-update example: the next vLLM TPU release.
+GUIDE_UPDATE_IMAGE = "registry.redhat.io/rhaiis/vllm-tpu-rhel9:3.3.0"
 
 
 class QuotaShort(RuntimeError):
@@ -166,6 +169,7 @@ class ScaleResult:
     steps: list[OpStep]
     time_to_ready_s: float
     time_to_ready_gke_s: float
+    ready: int = 0  # replicas Ready at the end
     pods: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
@@ -213,7 +217,10 @@ def scale(
         steps, scale_factor, "wait for Ready", lambda: service.wait_ready(session, target, timeout, show=show)
     )
     took = time.monotonic() - started
-    return ScaleResult(before, replicas, quota, steps, round(took, 2), round(took / scale_factor, 1), pods)
+    ready = service.replicas_ready(session, target)
+    return ScaleResult(
+        before, replicas, quota, steps, round(took, 2), round(took / scale_factor, 1), ready, pods
+    )
 
 
 def _resize(session: Any, params: Any, show: bool) -> str:
@@ -231,6 +238,7 @@ class ZeroResult:
 
     steps: list[OpStep]
     nodes_before: int
+    nodes_after: int
     chips_freed: int
     saved_per_hour: float | None
     currency: str
@@ -267,17 +275,10 @@ def scale_to_zero(session: Any, params: Any, *, show: bool = True) -> ZeroResult
     steps: list[OpStep] = []
     zero = params.model_copy(update={"num_nodes": 0})
     _timed(steps, scale_factor, "resize node pool to 0", lambda: _resize(session, zero, show))
-    pods = service.workload_pods(session, params)
-    from rhaii_nb.pods import pods_table
-
-    return ZeroResult(
-        steps,
-        nodes,
-        nodes * params.chips_per_node,
-        hourly_cost(params, nodes),
-        params.currency,
-        pods_table(pods),
-    )
+    pods = pods_table(service.workload_pods(session, params))
+    after = cluster.current_node_count(session, params) or 0
+    saved = hourly_cost(params, nodes)
+    return ZeroResult(steps, nodes, after, nodes * params.chips_per_node, saved, params.currency, pods)
 
 
 def scale_back(session: Any, params: Any, *, timeout: float | None = None, show: bool = True) -> ScaleResult:
@@ -298,7 +299,10 @@ def scale_back(session: Any, params: Any, *, timeout: float | None = None, show:
         steps, scale_factor, "wait for Ready", lambda: service.wait_ready(session, params, timeout, show=show)
     )
     took = time.monotonic() - started
-    return ScaleResult(0, params.replicas, quota, steps, round(took, 2), round(took / scale_factor, 1), pods)
+    ready = service.replicas_ready(session, params)
+    return ScaleResult(
+        0, params.replicas, quota, steps, round(took, 2), round(took / scale_factor, 1), ready, pods
+    )
 
 
 # --- the background probe ------------------------------------------------------------------------------

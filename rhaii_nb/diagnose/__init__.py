@@ -58,6 +58,11 @@ class Diagnosis:
         return [f.cause for f in self.findings]
 
     @property
+    def error_causes(self) -> list[str]:
+        """The likely causes of error-level findings (empty when healthy)."""
+        return [f.cause for f in self.findings if f.severity == "error"]
+
+    @property
     def scenarios(self) -> list[str]:
         """Names of the twin scenarios whose causes were found."""
         return [f.scenario for f in self.findings if f.scenario]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from rhaii_nb import names
 
 TPU_LABEL = "cloud.google.com/gke-tpu-accelerator"
@@ -50,6 +52,38 @@ class ClusterView:
     def ready_replicas(self) -> int:
         """Workload pods Ready."""
         return sum(1 for p in self.pods if p["ready"])
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """What was seen, as small tables: vLLM pods, TPU nodes, routing objects, unreadable parts."""
+        routing = [
+            {"kind": kind, "name": name, "present": name in present}
+            for kind, expected, present in (
+                ("EnvoyFilter", self.expected_envoyfilters, self.envoyfilters),
+                ("NetworkPolicy", self.expected_networkpolicies, self.networkpolicies),
+            )
+            for name in dict.fromkeys([*expected, *present])
+        ]
+        routing += [
+            {"kind": "EPP pod", "name": p["name"], "present": f"{p['stage']}, containers {p['containers']}"}
+            for p in self.epp_pods
+        ]
+        return {
+            "vLLM pods": pd.DataFrame(
+                self.pods, columns=["name", "stage", "containers", "ready", "node", "restarts", "waiting"]
+            ),
+            "TPU nodes": pd.DataFrame(self.tpu_nodes, columns=["name", "ready", "chips"]),
+            "routing objects": pd.DataFrame(routing, columns=["kind", "name", "present"]),
+            "not readable": pd.DataFrame(
+                [{"part": k, "error": v} for k, v in self.unreadable.items()], columns=["part", "error"]
+            ),
+        }
+
+    def show(self) -> None:
+        """Display :meth:`tables`, one titled table each (in a notebook or a terminal)."""
+        from rhaii_nb.display import show_table
+
+        for title, table in self.tables().items():
+            show_table(table, title)
 
     def events_matching(self, pattern: str) -> list[dict[str, Any]]:
         """Events whose reason or message matches ``pattern`` (case-insensitive)."""
