@@ -307,6 +307,7 @@ async def load_async(
 
     records: list[dict[str, Any]] = []
     counter = iter(range(requests))
+    progress = _LoadProgress(requests)
     async with endpoint.client(concurrency) as client:
         t0 = time.perf_counter()
         deadline = t0 + duration_s if duration_s is not None else math.inf
@@ -328,6 +329,7 @@ async def load_async(
                         label=label,
                     )
                 )
+                progress.update(records, time.perf_counter() - t0)
 
         # A hard stop even if a server trickles bytes forever: the time bound plus one request timeout.
         budget = (
@@ -344,7 +346,39 @@ async def load_async(
             )
         await asyncio.gather(*tasks, return_exceptions=True)
         wall = time.perf_counter() - t0
+    progress.close(records, wall)
     return LoadResult(records_frame(records), wall, concurrency, notes)
+
+
+class _LoadProgress:
+    """One in-place line in a notebook while a load runs longer than a moment (nothing headless)."""
+
+    QUIET_S = 2.0  # a load done within this shows nothing: only long waits get a progress line
+
+    def __init__(self, requests: int) -> None:
+        from rhaii_nb.display import Live, in_kernel
+
+        self.requests = requests
+        self.live = Live(enabled=in_kernel(), min_interval_s=1.0)
+        self.shown = False
+
+    def _line(self, records: list[dict[str, Any]], seconds: float) -> str:
+        from rhaii_nb.display import elapsed
+
+        errors = sum(1 for r in records if r.get("error") is not None)
+        return f"requests {len(records)}/{self.requests} · errors {errors} · {elapsed(seconds)}"
+
+    def update(self, records: list[dict[str, Any]], seconds: float) -> None:
+        """Show the count so far once the load has run for ``QUIET_S``."""
+        if seconds >= self.QUIET_S:
+            self.shown = True
+            self.live.update(self._line(records, seconds))
+
+    def close(self, records: list[dict[str, Any]], seconds: float) -> None:
+        """The final count, if a line was shown."""
+        if self.shown:
+            self.live.update(self._line(records, seconds))
+        self.live.close()
 
 
 def load(
@@ -543,6 +577,20 @@ class SweepResult:
         table["prompt_tokens"] = warm_rows["prompt_tokens"].median()
         table["hit"] = table["cached_tokens"] > 0
         return table.reset_index()
+
+    def summary(self) -> dict[str, Any]:
+        """Where caching starts to pay: the shortest length that hit, the longest that did not, the cut."""
+        table = self.table()
+        hits = table[table["hit"]]
+        misses = table[~table["hit"]]
+        longest = table.iloc[-1] if len(table) else None
+        return {
+            "lengths": [int(v) for v in table["length"]],
+            "shortest_hit_length": int(hits["length"].min()) if len(hits) else None,
+            "longest_miss_length": int(misses["length"].max()) if len(misses) else None,
+            "ttft_cut_at_longest_pct": float(longest["ttft_cut_pct"]) if longest is not None else math.nan,
+            "failed": int(self.df["error"].notna().sum()),
+        }
 
 
 async def prefix_sweep_async(

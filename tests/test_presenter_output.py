@@ -1,4 +1,5 @@
-"""Verbose mode of the display helpers: quiet by default, the detail back with params ``verbose``."""
+"""Presenter-friendly output: quiet by default (long waits show one in-place progress line), the detail
+back with params ``verbose``."""
 
 from __future__ import annotations
 
@@ -88,3 +89,39 @@ def test_connect_follows_the_params_verbose_flag(twin):
     assert display.is_verbose()
     connect(load_params(None, {**overrides, "verbose": False}))
     assert not display.is_verbose()
+
+
+@pytest.mark.timeout(180)
+def test_a_long_load_in_a_notebook_shows_one_progress_line_with_the_final_count(tmp_path):
+    """The throughput test against real replica servers, in a kernel: one in-place output."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    source = textwrap.dedent(
+        """
+        from rhaii_nb import measure
+        from rhaii_nb.twin.inference.background import BackgroundReplicas
+        with BackgroundReplicas("cpu-test", count=1) as replicas:
+            # 200 decode steps of at least 1 ms each, one request at a time: well over the quiet time.
+            result = measure.throughput_test(
+                replicas.urls[0], requests=15, concurrency=1, max_tokens=200, duration_s=None
+            )
+        print("done", result.succeeded, round(result.wall_s, 1))
+        """
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    client = nbclient.NotebookClient(
+        nb, timeout=150, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    try:
+        client.execute()
+    except Exception as exc:
+        if "No such kernel" in str(exc):
+            pytest.skip(f"no python3 Jupyter kernel: {exc}")
+        raise
+    outputs = nb.cells[0].outputs
+    shown = [o["data"]["text/plain"] for o in outputs if o.output_type == "display_data"]
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    succeeded, wall = printed.split()[1:3]
+    assert float(wall) >= 2.0, "the load ran shorter than the quiet time; make it longer"
+    assert len(shown) == 1, f"one progress output expected, got {shown}"
+    assert shown[0].startswith(f"requests {succeeded}/15 · errors 0 · "), shown[0]
