@@ -5,9 +5,10 @@ starts the twin when the params target the local machine, launches JupyterLab on
 bound to 127.0.0.1 with a token, prints the URL and waits. Ctrl-C (or SIGTERM/SIGHUP) stops Lab,
 its kernels and — when this command started it — the twin, so nothing is left running.
 
-``--params FILE`` makes every notebook use FILE in place of its default ``../params/local.yaml``:
-the validated values reach the kernels through env ``RHAII_NB_OVERRIDES`` (see ``rhaii_nb.params``);
-a notebook's own ``overrides`` still win.
+``--params FILE`` makes every notebook use FILE in place of its default ``../params/local.yaml``, and
+``--scenario NAME`` stages a twin failure scenario for training: the validated values reach the
+kernels through env ``RHAII_NB_OVERRIDES`` (see ``rhaii_nb.params``); a notebook's own ``overrides``
+still win.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 import time
 import webbrowser
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class LabOptions:
     port: int = DEFAULT_PORT
     open_browser: bool = True
     params_file: Path | None = None
+    scenarios: list[str] = field(default_factory=list)
     keep_twin: bool = False
     notebooks_dir: Path = NOTEBOOKS_DIR
 
@@ -78,6 +80,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="params YAML the notebooks use instead of their default ../params/local.yaml",
     )
     parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="train on a twin failure scenario (repeatable; see `rhaii-nb run --scenario`)",
+    )
+    parser.add_argument(
         "--keep-twin", action="store_true", help="leave the twin running when Lab stops (if this started it)"
     )
     parser.set_defaults(handler=_run)
@@ -85,7 +94,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     options = LabOptions(
-        port=args.port, open_browser=not args.no_browser, params_file=args.params, keep_twin=args.keep_twin
+        port=args.port,
+        open_browser=not args.no_browser,
+        params_file=args.params,
+        scenarios=args.scenario,
+        keep_twin=args.keep_twin,
     )
     return run_lab(options)
 
@@ -101,8 +114,9 @@ def run_lab(options: LabOptions, echo: Callable[[str], None] | None = None) -> i
         echo(f"error: --port must be between 1 and 65535, got {options.port}")
         return 2
     params_file = Path(options.params_file or DEFAULT_PARAMS).resolve()
+    overrides = {"scenario": sorted(set(options.scenarios))} if options.scenarios else {}
     try:
-        params = load_params(params_file)
+        params = load_params(params_file, overrides)
     except ParamsError as exc:
         echo(str(exc))
         return 2
@@ -113,7 +127,7 @@ def run_lab(options: LabOptions, echo: Callable[[str], None] | None = None) -> i
         try:
             if params.target == "local":
                 twin, started_twin = _start_twin(params, echo)
-            env = lab_environment(params, overrides_from_file=options.params_file is not None)
+            env = lab_environment(params, overrides_from_file=bool(options.params_file or overrides))
             server = LabServer(options.port, options.notebooks_dir, env)
             server.start()
             echo(f"JupyterLab on {options.notebooks_dir} (kernel {KERNEL_NAME}, params {params_file}):")

@@ -281,19 +281,19 @@ def test_lab_serves_the_notebooks_runs_the_first_one_in_the_kernel_and_stops_cle
 
 
 @pytest.mark.timeout(60)
-def test_lab_refuses_invalid_params_before_starting_anything(tmp_path):
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--params", "{bad}"], "replicas = 'lots'"), (["--scenario", "no-such-scenario"], "unknown scenario")],
+    ids=["bad-params-file", "unknown-scenario"],
+)
+def test_lab_refuses_invalid_params_before_starting_anything(tmp_path, args, named):
     bad = tmp_path / "bad.yaml"
     bad.write_text("target: local\nreplicas: lots\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RHAII_")}
     env["RHAII_TWIN_HOME"] = str(tmp_path / "twin")
-    result = subprocess.run(
-        [str(RHAII_NB), "lab", "--no-browser", "--port", str(_free_port()), "--params", str(bad)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=50,
-    )
+    argv = [str(RHAII_NB), "lab", "--no-browser", "--port", str(_free_port())]
+    argv += [arg.format(bad=bad) for arg in args]
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=50)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "replicas" in result.stdout and "fix:" in result.stdout
+    assert named in result.stdout and "fix:" in result.stdout, result.stdout
     assert not (tmp_path / "twin" / "endpoints.json").exists(), "a twin was started for invalid params"
