@@ -16,8 +16,8 @@ from rhaii_nb.twin.pki import Pki
 from rhaii_nb.twin.podlogs import PodLogs
 from rhaii_nb.twin.store import Store
 
-# The CI profile's time scale: 15 real minutes take ~3.6 s.
-CI_TIME_SCALE = 0.004
+# The CI profile's time scale (as the daemon fixtures use): 15 real minutes take 1.8 s.
+CI_TIME_SCALE = 0.002
 TPU_TAINT = {"key": "google.com/tpu", "value": "present", "effect": "NoSchedule"}
 
 
@@ -113,7 +113,7 @@ def ensure_namespace(ctx: TwinContext, name: str, labels: dict[str, str] | None 
 
 
 async def wait_for(
-    predicate: Callable[[], Any], what: str, timeout: float = 20.0, interval: float = 0.02
+    predicate: Callable[[], Any], what: str, timeout: float = 45.0, interval: float = 0.02
 ) -> Any:
     """Poll until ``predicate()`` is truthy; fail naming ``what`` was missing after ``timeout`` s."""
     deadline = time.monotonic() + timeout

@@ -265,7 +265,7 @@ class Guide:
         out = self("get", "pods", "-n", NAMESPACE, "-l", "kserve.io/component=workload", "--no-headers")
         return [line.split() for line in out.splitlines() if line.strip()]
 
-    def wait_rows(self, predicate: Any, what: str, timeout: float = 40) -> list[list[str]]:
+    def wait_rows(self, predicate: Any, what: str, timeout: float = 60) -> list[list[str]]:
         deadline = time.monotonic() + timeout
         while True:
             rows = self.workload_rows()
@@ -430,8 +430,11 @@ def test_node_loss_sends_one_replica_back_to_pending(guide: Guide):
         )
         assert len(nodes_after.splitlines()) == len(nodes_before.splitlines()) - 1
         pending = next(x[0] for x in rows if x[2] == "Pending")
-        described = guide("describe", "pod", pending, "-n", NAMESPACE)
-        assert "FailedScheduling" in described and "Insufficient google.com/tpu" in described
+        deadline = time.monotonic() + 30
+        while "FailedScheduling" not in (described := guide("describe", "pod", pending, "-n", NAMESPACE)):
+            assert time.monotonic() < deadline, f"no FailedScheduling event for {pending}: {described}"
+            time.sleep(0.1)
+        assert "Insufficient google.com/tpu" in described
     finally:
         guide.handle.set_scenarios([])
 
@@ -453,8 +456,13 @@ def test_quota_short_leaves_one_replica_pending(tmp_path_factory: pytest.TempPat
             "2 replicas ready, 1 Pending",
         )
         pending = next(x[0] for x in rows if x[2] == "Pending")
-        events = guide("get", "events", "-n", NAMESPACE, "--field-selector", f"involvedObject.name={pending}")
-        assert "FailedScheduling" in events
+        deadline = time.monotonic() + 30
+        selector = f"involvedObject.name={pending}"
+        while "FailedScheduling" not in (
+            events := guide("get", "events", "-n", NAMESPACE, "--field-selector", selector)
+        ):
+            assert time.monotonic() < deadline, f"no FailedScheduling event for {pending}: {events}"
+            time.sleep(0.1)
         assert "2 Insufficient google.com/tpu" in events
         table = guide("get", "llminferenceservice", "-n", NAMESPACE, "--no-headers")
         assert table.split()[2] == "False"
