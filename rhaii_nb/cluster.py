@@ -349,6 +349,39 @@ def current_node_count(session: Any, params: Any) -> int | None:
     return len(answer.items)
 
 
+def tpu_nodes(session: Any, params: Any) -> pd.DataFrame:
+    """The TPU pool's nodes as Kubernetes sees them: name, ready, TPU chips, topology, accelerator."""
+    answer = session.core.list_node(label_selector=f"cloud.google.com/gke-nodepool={params.node_pool}")
+    rows = []
+    for node in answer.items:
+        labels = node.metadata.labels or {}
+        ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
+        rows.append(
+            {
+                "node": node.metadata.name,
+                "ready": ready,
+                "chips": int((node.status.capacity or {}).get("google.com/tpu", 0)),
+                "topology": labels.get("cloud.google.com/gke-tpu-topology", ""),
+                "accelerator": labels.get("cloud.google.com/gke-tpu-accelerator", ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=["node", "ready", "chips", "topology", "accelerator"])
+
+
+def summary(session: Any, params: Any) -> dict[str, Any]:
+    """What the guide's step 2 checks: cluster and pool status, TPU nodes Ready, chips."""
+    cluster = session.get_cluster()
+    pool = get_node_pool(session, params) if cluster is not None else None
+    nodes = tpu_nodes(session, params) if cluster is not None else pd.DataFrame(columns=["ready", "chips"])
+    return {
+        "cluster_status": container_v1.Cluster.Status(cluster.status).name if cluster else "absent",
+        "node_pool_status": container_v1.NodePool.Status(pool.status).name if pool else "absent",
+        "tpu_nodes": len(nodes),
+        "tpu_nodes_ready": int((nodes["ready"] == "True").sum()),
+        "tpu_chips": int(nodes["chips"].sum()),
+    }
+
+
 # --- resize -------------------------------------------------------------------------------------
 
 

@@ -133,21 +133,24 @@ PHASES: dict[str, Phase] = {
 }
 
 
-def missing(session: Any, key: str) -> str | None:
+def missing(session: Any, key: str, _seen: dict[str, str | None] | None = None) -> str | None:
     """What is missing for phase ``key`` or a phase it builds on (None when all are done)."""
     from rhaii_nb.session import ClusterNotReady
 
     if key not in PHASES:
         raise ValueError(f"unknown phase {key!r}; known: {', '.join(PHASES)}")
+    seen = {} if _seen is None else _seen
+    if key in seen:
+        return seen[key]
     phase = PHASES[key]
-    for need in phase.needs:
-        problem = missing(session, need)
-        if problem is not None:
-            return problem
-    try:
-        return phase.check(session, session.params)
-    except ClusterNotReady as exc:
-        return str(exc)
+    problem = next((p for need in phase.needs if (p := missing(session, need, seen)) is not None), None)
+    if problem is None:
+        try:
+            problem = phase.check(session, session.params)
+        except ClusterNotReady as exc:
+            problem = str(exc)
+    seen[key] = problem
+    return problem
 
 
 def state(session: Any, key: str) -> str:
@@ -157,26 +160,28 @@ def state(session: Any, key: str) -> str:
 
 def require(session: Any, *keys: str) -> None:
     """Raise :class:`PhaseNotDone` naming the notebook to run first when a required phase is not done."""
+    seen: dict[str, str | None] = {}
     for key in keys:
-        problem = missing(session, key)
+        problem = missing(session, key, seen)
         if problem is not None:
-            notebook = _first_undone(session, key)
+            notebook = _first_undone(key, seen)
             raise PhaseNotDone(f"{problem}: run {notebook} first (phase '{key}' is not done).")
 
 
-def _first_undone(session: Any, key: str) -> str:
-    """The notebook of the earliest phase on ``key``'s path that is not done."""
+def _first_undone(key: str, seen: dict[str, str | None]) -> str:
+    """The notebook of the earliest phase on ``key``'s path that is not done (from ``missing``'s results)."""
     for need in PHASES[key].needs:
-        if missing(session, need) is not None:
-            return _first_undone(session, need)
+        if seen.get(need) is not None:
+            return _first_undone(need, seen)
     return PHASES[key].notebook
 
 
 def status(session: Any) -> pd.DataFrame:
     """Every phase: notebook, done ✅/❌, and what is missing."""
     rows = []
+    seen: dict[str, str | None] = {}
     for key, phase in PHASES.items():
-        problem = missing(session, key)
+        problem = missing(session, key, seen)
         rows.append(
             {
                 "phase": key,

@@ -111,6 +111,16 @@ class CheckTable:
                 + "\n".join(f"- {c.name}: {c.detail} — fix: {c.fix}" for c in self.failed)
             )
 
+    def criteria(self) -> list[Any]:
+        """One success criterion per required check (optional tools are left out: they never fail a run)."""
+        from rhaii_nb.criteria import Criterion
+
+        return [
+            Criterion(c.name, c.mark, "==", "✅", note=c.fix if c.ok is False else c.detail)
+            for c in self.checks
+            if not c.optional
+        ]
+
     def _repr_html_(self) -> str:
         return self.df.to_html(index=False)
 

@@ -21,6 +21,7 @@ import difflib
 import json
 import re
 import shlex
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +29,13 @@ from importlib import resources
 from typing import Any
 
 import yaml
+
+if "jsonschema" not in sys.modules:
+    # jsonschema imports the optional rfc3987_syntax (installed with Jupyter's jsonschema[format-nongpl])
+    # only to check "iri" formats, and that import builds a grammar taking several seconds — in every
+    # notebook kernel. The schemas here use no such format and validate without a FormatChecker.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+
 from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
