@@ -413,7 +413,7 @@ def _write_summary(summary: RunSummary) -> None:
         "params": summary.params,
         "notebooks": [nb.to_json() for nb in summary.notebooks],
         "failure": summary.failure_message() or None,
-        "cost": cost_summary([r for nb in summary.notebooks for r in nb.records if r["kind"] == "cost"]),
+        "cost": cost_summary([c for nb in summary.notebooks for c in nb.to_json()["costs"]]),
     }
     (summary.run_dir / "summary.json").write_text(json.dumps(data, indent=2, default=str))
 
