@@ -19,22 +19,27 @@ def skip_reason(params: Any) -> str:
 
 
 def policy_names(params: Any) -> list[str]:
-    """Names of the runbook's NetworkPolicies."""
-    from rhaii_nb.manifests import manifests_for
+    """Names of the runbook's NetworkPolicies (a training scenario may leave one out)."""
+    return [obj["metadata"]["name"] for obj in policy_objects(params)]
 
-    return [obj["metadata"]["name"] for obj in manifests_for(params, "networkpolicies").objects]
+
+def policy_objects(params: Any) -> list[dict[str, Any]]:
+    """The NetworkPolicies the runbook applies (validated; ``rhaii_nb.training`` may leave one out)."""
+    from rhaii_nb.manifests import manifests_for
+    from rhaii_nb.training import as_the_runbook_applies
+
+    return as_the_runbook_applies(params, manifests_for(params, "networkpolicies").objects)
 
 
 def apply(session: Any, params: Any, *, show: bool = True) -> Any:
     """Server-side apply the four NetworkPolicies; the ApplyResult, or None (said so) when skipped."""
     from rhaii_nb.apply import apply_objects
     from rhaii_nb.display import show_text
-    from rhaii_nb.manifests import manifests_for
 
     if skip_reason(params):
         show_text(f"Skipped: {SKIP_REASON}.")
         return None
-    return apply_objects(session, manifests_for(params, "networkpolicies"), show=show)
+    return apply_objects(session, policy_objects(params), show=show)
 
 
 def listed(session: Any, params: Any) -> pd.DataFrame:

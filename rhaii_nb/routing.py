@@ -122,10 +122,12 @@ def enable_epp_sidecar(
 
 
 def envoyfilter_objects(params: Any) -> list[dict[str, Any]]:
-    """The three EnvoyFilters with the params' names applied (validated)."""
+    """The three EnvoyFilters with the params' names applied (validated); a training scenario may
+    leave one out (``rhaii_nb.training``)."""
     from rhaii_nb.manifests import manifests_for
+    from rhaii_nb.training import as_the_runbook_applies
 
-    return manifests_for(params, "envoyfilters").objects
+    return as_the_runbook_applies(params, manifests_for(params, "envoyfilters").objects)
 
 
 def apply_envoyfilters(session: Any, params: Any, *, show: bool = True) -> Any:
@@ -216,7 +218,9 @@ def routing_off(session: Any, params: Any) -> Iterator[None]:
         time.sleep(settle)
         yield
     finally:
-        apply_objects(session, [ext_proc], show=False)
+        from rhaii_nb.training import as_the_runbook_applies
+
+        apply_objects(session, as_the_runbook_applies(params, [ext_proc]), show=False)
         time.sleep(settle)
 
 
