@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from rhaii_nb.display import elapsed
+from rhaii_nb.display import Live, elapsed
 from rhaii_nb.pods import WaitTimeout
 
 COLUMNS = ["kind", "namespace", "name", "outcome", "seconds"]
@@ -63,8 +63,13 @@ def _delete_and_wait(dyn: Any, obj: dict[str, Any], timeout: float) -> str:
     )
 
 
-def delete_workload(session: Any, params: Any, *, timeout: float | None = None) -> pd.DataFrame:
-    """Delete the runbook's objects newest first; one row per object (deleted / absent)."""
+def delete_workload(
+    session: Any, params: Any, *, timeout: float | None = None, show: bool = True
+) -> pd.DataFrame:
+    """Delete the runbook's objects newest first; one row per object (deleted / absent).
+
+    ``show``: one line, updated in place, names the object being deleted and the time so far.
+    """
     if session.get_cluster() is None:
         return pd.DataFrame(
             [
@@ -80,19 +85,27 @@ def delete_workload(session: Any, params: Any, *, timeout: float | None = None) 
         )
     timeout = timeout if timeout is not None else params.wait_s("rollout_timeout_s")
     rows = []
-    for obj in reversed(_workload_objects(params)):
-        started = time.monotonic()
-        outcome = _delete_and_wait(session.dynamic, obj, timeout)
-        meta = obj["metadata"]
-        rows.append(
-            {
-                "kind": obj["kind"],
-                "namespace": meta.get("namespace", ""),
-                "name": meta["name"],
-                "outcome": outcome,
-                "seconds": round(time.monotonic() - started, 2),
-            }
-        )
+    objects = list(reversed(_workload_objects(params)))
+    begun = time.monotonic()
+    with Live(enabled=show, min_interval_s=5.0) as live:
+        for index, obj in enumerate(objects, start=1):
+            meta = obj["metadata"]
+            live.update(
+                f"deleting {obj['kind']} {meta['name']} ({index}/{len(objects)}) · "
+                f"{elapsed(time.monotonic() - begun)}"
+            )
+            started = time.monotonic()
+            outcome = _delete_and_wait(session.dynamic, obj, timeout)
+            rows.append(
+                {
+                    "kind": obj["kind"],
+                    "namespace": meta.get("namespace", ""),
+                    "name": meta["name"],
+                    "outcome": outcome,
+                    "seconds": round(time.monotonic() - started, 2),
+                }
+            )
+        live.update(f"deleted or absent: {len(objects)} objects in {elapsed(time.monotonic() - begun)}")
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
