@@ -25,7 +25,7 @@ from cluster_harness import (
 
 from rhaii_nb import names
 from rhaii_nb.pods import kubectl_columns
-from rhaii_nb.twin import operators
+from rhaii_nb.twin import admission, operators
 from rhaii_nb.twin.controllers.llmisvc import LLMISvcController
 from rhaii_nb.twin.errors import ApiError
 
@@ -371,3 +371,19 @@ def test_kserve_webhook_rejects_what_kserve_rejects(tmp_path: Path):
     assert "spec.parallelism: Unsupported value: 4: total parallelism size is immutable, previous size 2" in (
         denied.value.message
     )
+
+
+def test_istio_injection_policy():
+    pod_body = {"metadata": {"labels": {}}, "spec": {"containers": [{"name": "main", "image": "x"}]}}
+    assert not admission.wants_injection(pod_body, {})
+    assert admission.wants_injection(pod_body, {"istio-injection": "enabled"})
+    labelled = copy.deepcopy(pod_body)
+    labelled["metadata"]["labels"]["sidecar.istio.io/inject"] = "true"
+    assert admission.wants_injection(labelled, {})
+    refused = copy.deepcopy(pod_body)
+    refused["metadata"]["labels"]["sidecar.istio.io/inject"] = "false"
+    assert not admission.wants_injection(refused, {"istio-injection": "enabled"})
+    admission.inject_sidecar(labelled)
+    assert [c["name"] for c in labelled["spec"]["initContainers"]] == ["istio-validation", "istio-proxy"]
+    assert labelled["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "main"
+    assert not admission.wants_injection(labelled, {"istio-injection": "enabled"})  # never twice

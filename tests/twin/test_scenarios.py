@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator

@@ -15,6 +15,8 @@ from rhaii_nb.twin.llmisvc import presets
 from rhaii_nb.twin.llmisvc.merge import merge
 
 API_VERSION = "serving.kserve.io/v1alpha1"
+# Annotation on the LLMInferenceService (copied to its vLLM pods) naming the twin's replica profile.
+PROFILE_ANNOTATION = "twin.rhaii.io/profile"
 KIND = "LLMInferenceService"
 
 
@@ -97,10 +99,14 @@ def workload_deployment(llmisvc: dict[str, Any]) -> dict[str, Any]:
     labels = presets.workload_labels(name)
     obj = _object("apps/v1", "Deployment", names.workload_deployment(name), llmisvc, labels)
     replicas = (llmisvc.get("spec") or {}).get("replicas")
+    template_meta: dict[str, Any] = {"labels": dict(labels)}
+    profile = (llmisvc["metadata"].get("annotations") or {}).get(PROFILE_ANNOTATION)
+    if profile:  # twin-only knob: which replica profile the kubelet runs for these pods
+        template_meta["annotations"] = {PROFILE_ANNOTATION: profile}
     obj["spec"] = {
         "replicas": 1 if replicas is None else replicas,
         "selector": {"matchLabels": dict(labels)},
-        "template": {"metadata": {"labels": dict(labels)}, "spec": workload_pod_spec(llmisvc)},
+        "template": {"metadata": template_meta, "spec": workload_pod_spec(llmisvc)},
     }
     return obj
 
