@@ -182,14 +182,25 @@ def replica_metrics_chart(stats: pd.DataFrame, *, title: str | None = None) -> g
     )
 
 
+def _stage_colour(stage: str) -> str | None:
+    """Colour of a stage label such as ``Pending``, ``Init:0/1`` or ``Running 0/1`` (``n/n`` = Ready)."""
+    if stage in STAGE_COLOURS:
+        return STAGE_COLOURS[stage]
+    word, _, ready = stage.partition(" ")
+    if word == "Running" and ready and len(set(ready.split("/"))) == 1:
+        return STAGE_COLOURS["Ready"]
+    return STAGE_COLOURS.get(word.split(":")[0])
+
+
 def pod_timeline(stages: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     """Gantt chart of pod lifecycle stages: rows ``pod, stage, start, end`` (datetimes or seconds)."""
     _require(stages, ["pod", "stage", "start", "end"], "pod_timeline")
     data = stages.copy()
     is_time = pd.api.types.is_datetime64_any_dtype(data["start"])
     if is_time:
-        data["start"] = pd.to_datetime(data["start"])
-        data["end"] = pd.to_datetime(data["end"])
+        data["start"] = pd.to_datetime(data["start"], utc=True)
+        # A stage still current (no end yet) lasts until the chart is drawn.
+        data["end"] = pd.to_datetime(data["end"], utc=True).fillna(pd.Timestamp.now(tz="UTC"))
         durations = (data["end"] - data["start"]).dt.total_seconds() * 1000  # plotly date axes use ms
     else:
         durations = data["end"] - data["start"]
@@ -203,7 +214,7 @@ def pod_timeline(stages: pd.DataFrame, *, title: str | None = None) -> go.Figure
                 base=data.loc[mask, "start"],
                 orientation="h",
                 name=str(stage),
-                marker_color=STAGE_COLOURS.get(str(stage)),
+                marker_color=_stage_colour(str(stage)),
             )
         )
     fig.update_layout(barmode="overlay")
