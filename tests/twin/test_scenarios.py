@@ -401,7 +401,8 @@ def test_api_flaky_answers_some_calls_with_retry_after(guide: Guide):
         server = config["clusters"][0]["cluster"]["server"]
         codes: list[tuple[int, str | None]] = []
         with httpx.Client(
-            verify=str(guide.handle.ca_cert), headers={"Authorization": f"Bearer {token}"}
+            verify=ssl.create_default_context(cafile=str(guide.handle.ca_cert)),
+            headers={"Authorization": f"Bearer {token}"},
         ) as client:
             for _ in range(80):
                 answer = client.get(f"{server}/api/v1/namespaces/{NAMESPACE}/pods")
