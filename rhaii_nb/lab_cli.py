@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def run_lab(options: LabOptions, echo: Callable[[str], None] | None = None) -> i
     with _stop_signals():
         twin, started_twin = None, False
         server: LabServer | None = None
+        stopped_on_request = False
         try:
             if params.target == "local":
                 twin, started_twin = _start_twin(params, echo)
@@ -132,7 +134,7 @@ def run_lab(options: LabOptions, echo: Callable[[str], None] | None = None) -> i
             server.start()
             echo(f"JupyterLab on {options.notebooks_dir} (kernel {KERNEL_NAME}, params {params_file}):")
             echo(f"    {server.url}")
-            echo(f"Lab log: {server.log_file}. Stop with Ctrl-C.")
+            echo(f"Lab log: {server.log_file} (kept only if Lab fails). Stop with Ctrl-C.")
             if options.open_browser:
                 webbrowser.open(server.url)
             status = server.wait()
@@ -140,6 +142,7 @@ def run_lab(options: LabOptions, echo: Callable[[str], None] | None = None) -> i
             return 1
         except (KeyboardInterrupt, _StopRequested):
             echo("Stopping JupyterLab ...")
+            stopped_on_request = True
             return 0
         except (LabError, TwinError) as exc:
             echo(f"error: {exc}")
@@ -147,7 +150,7 @@ def run_lab(options: LabOptions, echo: Callable[[str], None] | None = None) -> i
         finally:
             _ignore_stop_signals()  # a second Ctrl-C must not cut the clean-up short
             if server is not None:
-                server.stop()
+                server.stop(keep_log=not stopped_on_request)
             if twin is not None and started_twin and not options.keep_twin:
                 twin.stop()
                 echo(f"Stopped the twin in {twin.home}.")
@@ -290,8 +293,12 @@ class LabServer:
         assert self.process is not None
         return self.process.wait()
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM Lab (it shuts its kernels down), then kill whatever of its process tree is left."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S, *, keep_log: bool = False) -> None:
+        """SIGTERM Lab (it shuts its kernels down), then kill whatever of its process tree is left.
+
+        The private directory goes too (token, cookie secret, connection files), except the log when
+        ``keep_log``.
+        """
         import psutil
 
         process, self.process = self.process, None
@@ -318,7 +325,11 @@ class LabServer:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     child.kill()
             psutil.wait_procs(alive, timeout=5)
-        self._token_file.unlink(missing_ok=True)
+        if keep_log:
+            self._token_file.unlink(missing_ok=True)
+            shutil.rmtree(self.state_dir / "runtime", ignore_errors=True)
+        else:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of Lab's log."""

@@ -265,6 +265,9 @@ def test_lab_serves_the_notebooks_runs_the_first_one_in_the_kernel_and_stops_cle
         assert lab.process.wait(90) == 0, lab.rest()
         output = lab.rest()
         assert "Stopping JupyterLab" in output and "Stopped the twin" in output, output
+        log_line = next(line for line in output.splitlines() if line.startswith("Lab log: "))
+        lab_dir = Path(log_line.split()[2]).parent
+        assert not lab_dir.exists(), f"{lab_dir} (token, cookie secret) is left after a clean stop"
     finally:
         lab.kill()
     left = [p.pid for p in started if _alive(p.pid)]
