@@ -47,7 +47,7 @@ OVERRIDES = {
     "time_scale": 0.002,
     "cache_test_requests": 4,
     "load_requests": 16,
-    "load_concurrency": 4,
+    "load_concurrency": 6,
     "load_max_duration_s": 60,
     "confirm_delete": True,
 }
