@@ -11,7 +11,7 @@ helpers' client (``rhaii_nb.measure.request_once``) to replica servers whose KV 
 
 Each policy starts on fresh replicas. Hit rate is token-level, as vLLM counts it: cached prompt
 tokens / prompt tokens. Replicas use the TPU v6e profile with every duration divided by 10 (same
-shape, ten times faster) so the sweep fits the time budget; the KV cache is cut to ``KV_BLOCKS``
+shape, four times faster) so the sweep fits the time budget; the KV cache is cut to ``KV_BLOCKS``
 blocks per replica so that not every prefix fits everywhere. ``python -m benchmarks.routing``.
 """
 
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +30,13 @@ import aiohttp
 from benchmarks.common import Figure, ms, percentile
 from rhaii_nb import measure
 from rhaii_nb.twin.gateway.loads import SCRAPE_INTERVAL_S, scrape_load
-from rhaii_nb.twin.gateway.scheduler import OraclePicker, RoundRobinPicker, Scheduler, oracle_from_servers
+from rhaii_nb.twin.gateway.scheduler import OraclePicker, RoundRobinPicker, Scheduler
 from rhaii_nb.twin.gateway.scorers import EndpointLoad
-from rhaii_nb.twin.inference import ReplicaServer
+from rhaii_nb.twin.inference import ReplicaServer, tokenizer
 from rhaii_nb.twin.inference.profiles import TPU_V6E_QWEN25_3B, Profile
-from rhaii_nb.workload import shared_prefix_workload
+from rhaii_nb.workload import WorkloadPrompt, shared_prefix_workload
 
-SPEED_UP = 10.0
+SPEED_UP = 4.0
 KV_BLOCKS = 64  # 8,192 tokens per replica: about seven 1,024-token prefixes
 PREFIX_TOKENS = 1024  # eight 128-token blocks
 MAX_TOKENS = 4
@@ -86,7 +88,7 @@ def _picker(policy: str, servers: dict[str, ReplicaServer]) -> Any:
     if policy == "scheduler":
         return Scheduler(seed=7)
     if policy == "oracle":
-        return OraclePicker(oracle_from_servers(servers), seed=7)
+        return OraclePicker(oracle_cached_tokens(servers), seed=7)
     raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
 
 
@@ -101,13 +103,26 @@ async def _scrape_forever(
         await asyncio.sleep(SCRAPE_INTERVAL_S)
 
 
+def oracle_cached_tokens(servers: dict[str, ReplicaServer]) -> Callable[[str, str], int]:
+    """``oracle_from_servers`` with the prompt tokenized once, not once per replica (same answers)."""
+
+    @functools.lru_cache(maxsize=4096)
+    def token_ids(prompt: str) -> tuple[int, ...]:
+        return tuple(tokenizer.encode(prompt))
+
+    def cached_tokens(endpoint: str, prompt: str) -> int:
+        cache = servers[endpoint].cache
+        ids = list(token_ids(prompt))
+        return int(cache.cached_prefix_tokens(cache.hash_blocks(ids), len(ids)))
+
+    return cached_tokens
+
+
 async def run_policy(
-    policy: str, replicas: int, prefixes: int, suffixes: int, concurrency: int, *, seed: int = 0
+    policy: str, replicas: int, prompts: list[WorkloadPrompt], concurrency: int
 ) -> PolicyRun:
     """Fresh replicas, one policy, the whole workload; returns its hit rates and latencies."""
-    prompts = shared_prefix_workload(
-        prefixes, suffixes, PREFIX_TOKENS, seed=seed, order="shuffled", suffix_tokens=20
-    )
+    prefixes = len({p.prefix_id for p in prompts})
     profile = fast_profile()
     servers: dict[str, ReplicaServer] = {}
     records: list[dict[str, Any]] = []
@@ -169,8 +184,11 @@ async def run_policy(
 
 
 async def _compare(replicas: int, prefixes: int, suffixes: int) -> dict[str, PolicyRun]:
+    prompts = shared_prefix_workload(
+        prefixes, suffixes, PREFIX_TOKENS, seed=0, order="shuffled", suffix_tokens=20
+    )
     concurrency = 2 * replicas
-    return {p: await run_policy(p, replicas, prefixes, suffixes, concurrency) for p in POLICIES}
+    return {p: await run_policy(p, replicas, prompts, concurrency) for p in POLICIES}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
