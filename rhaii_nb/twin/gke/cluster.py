@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -53,6 +54,7 @@ CPU_NODE_S = 30
 RESIZE_BASE_S = 60
 NODE_BOOT_S = 60  # from Node registered (NotReady) to Ready
 NODE_REMOVE_S = 30
+DRAIN_MAX_S = 30.0  # wall seconds a resize waits for a removed node's pods to stop gracefully
 POOL_DELETE_BASE_S = 60
 
 # What `twin up --cluster NAME` pre-creates: the guide's cluster script (n1-standard-4 × 2 system
@@ -420,9 +422,22 @@ class GkeState:
         while len(pool.nodes) > pool.target:
             name = pool.nodes[-1]
             kubeside.cordon(self.ctx, name)
+            await self._drain(name)
             await self.ctx.clock.sleep(NODE_REMOVE_S)
             self.remove_node(pool, name, reason)
             op.progress(f"Node {name} drained and deleted")
+
+    async def _drain(self, name: str) -> None:
+        """Evict the node's pods gracefully (as GKE drains a node it removes) and wait until they are gone;
+        a pod that outlives the drain bound is deleted with the node."""
+        pods_rt = self.ctx.store.resource("", "v1", "pods")
+        for pod in kubeside.pods_on(self.ctx, name):
+            meta = pod["metadata"]
+            with contextlib.suppress(Exception):  # gone meanwhile
+                self.ctx.store.delete(pods_rt, meta["name"], namespace=meta.get("namespace"))
+        deadline = asyncio.get_running_loop().time() + DRAIN_MAX_S
+        while kubeside.pods_on(self.ctx, name) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
 
     def _add_node(self, cluster: Cluster, pool: NodePool) -> str:
         self._node_seq += 1
