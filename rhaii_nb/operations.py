@@ -9,7 +9,8 @@
   Kubernetes default strategy (``maxSurge`` 25% → 1, ``maxUnavailable`` 25% → 0): the new replica
   starts *before* an old one stops, so it needs a free TPU node. With one node per replica there is
   none, and the update would wait forever — so the pool gets one surge node for the update (quota
-  checked) and gives it back afterwards.
+  checked) and gives it back afterwards (GKE chooses which node goes: when it holds a new replica,
+  that replica restarts on the node an old one freed; the probe keeps running until it is Ready).
 - :func:`scale_to_zero` resizes the TPU pool to 0 (the vLLM pods wait as Pending, nothing is
   deleted) and says what that saves per hour; :func:`scale_back` restores it and measures the
   time until the service is Ready again.
@@ -545,10 +546,18 @@ def rolling_update(
             "replace replicas one by one",
             lambda: f"{len(tracker.wait_for(all_new, timeout))} pods on the new image",
         )
-        time.sleep(0.5)  # and a few after it
+        if extra:
+            # GKE picks the node a resize removes; if it holds a new replica, that replica moves to
+            # the node an old one freed (and starts again there), so keep probing until it is Ready.
+            _timed(steps, scale_factor, "remove the surge node", lambda: _resize(session, params, show))
+            _timed(
+                steps,
+                scale_factor,
+                "wait for Ready",
+                lambda: f"{len(tracker.wait_for(all_new, timeout))} pods Ready",
+            )
+        time.sleep(0.5)  # and a few requests after it
     took = time.monotonic() - started
-    if extra:
-        _timed(steps, scale_factor, "remove the surge node", lambda: _resize(session, params, show))
     return RolloutResult(
         old_image,
         image,
