@@ -428,15 +428,27 @@ class GkeState:
             op.progress(f"Node {name} drained and deleted")
 
     async def _drain(self, name: str) -> None:
-        """Evict the node's pods gracefully (as GKE drains a node it removes) and wait until they are gone;
-        a pod that outlives the drain bound is deleted with the node."""
+        """Evict the node's serving replicas gracefully (as GKE drains a node it removes: they finish
+        their requests) and wait until their pods are gone; every other pod goes with the node."""
         pods_rt = self.ctx.store.resource("", "v1", "pods")
-        for pod in kubeside.pods_on(self.ctx, name):
-            meta = pod["metadata"]
+        serving = {
+            (p["metadata"].get("namespace", ""), p["metadata"]["name"])
+            for p in kubeside.pods_on(self.ctx, name)
+            if self.ctx.replicas.get(p["metadata"].get("namespace", ""), p["metadata"]["name"]) is not None
+        }
+        for namespace, pod in serving:
             with contextlib.suppress(Exception):  # gone meanwhile
-                self.ctx.store.delete(pods_rt, meta["name"], namespace=meta.get("namespace"))
+                self.ctx.store.delete(pods_rt, pod, namespace=namespace)
+
+        def left() -> bool:
+            on_node = {
+                (p["metadata"].get("namespace", ""), p["metadata"]["name"])
+                for p in kubeside.pods_on(self.ctx, name)
+            }
+            return bool(serving & on_node)
+
         deadline = asyncio.get_running_loop().time() + DRAIN_MAX_S
-        while kubeside.pods_on(self.ctx, name) and asyncio.get_running_loop().time() < deadline:
+        while left() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
 
     def _add_node(self, cluster: Cluster, pool: NodePool) -> str:
