@@ -121,3 +121,12 @@ def cache_note(prompt: str, block_size: int = TPU_BLOCK_SIZE) -> str | None:
 def default_cache_prompt(prefix_tokens: int = 300) -> str:
     """The measuring helpers' default: a shared prefix well above one TPU block, then the guide's prompt."""
     return f"{long_prefix(prefix_tokens, label='Translation office instructions')} {GUIDE_SHORT_PROMPT}"
+
+
+def fresh_cache_prompt(prefix_tokens: int = 300) -> str:
+    """Like ``default_cache_prompt`` but with a prefix no server has seen yet (a random label), so the
+    first request is a real cache miss also when the test runs again on the same service."""
+    import uuid
+
+    label = f"Translation office instructions {uuid.uuid4().hex[:8]}"
+    return f"{long_prefix(prefix_tokens, label=label)} {GUIDE_SHORT_PROMPT}"
