@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import json
 import logging
 import random
@@ -36,6 +35,7 @@ from rhaii_nb.twin.errors import (
     not_found,
 )
 from rhaii_nb.twin.eventconv import core_to_events_v1, events_v1_to_core
+from rhaii_nb.twin.jsoncopy import clone
 from rhaii_nb.twin.patching import json_patch, merge_patch, strategic_merge_patch
 from rhaii_nb.twin.resources import (
     FIELD_SELECTORS,
@@ -318,12 +318,17 @@ class Store:
         """Register ``hook(operation, rt, obj, old_obj)``, called before validation of main-resource writes.
 
         operation is CREATE, UPDATE or DELETE (for DELETE both obj and old_obj are the live object).
-        The hook may mutate ``obj`` or raise ApiError to deny.
+        The hook may mutate ``obj`` or raise ApiError to deny; ``old_obj`` of an UPDATE is the stored
+        object itself: read it, never change it.
         """
         self._admission.append(hook)
 
     def subscribe(self, callback: Callable[[WatchEvent, ResourceType], None]) -> None:
-        """Call ``callback(event, rt)`` synchronously after every committed write."""
+        """Call ``callback(event, rt)`` synchronously after every committed write.
+
+        The event's object shares its content with the store (no copy per write): callbacks read it
+        and never change it (``clone`` it first to keep or modify it).
+        """
         self._subscribers.append(callback)
 
     # ------------------------------------------------------------------ reads
@@ -332,13 +337,23 @@ class Store:
         return ((namespace or "") if rt.namespaced else "", name)
 
     def _present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """A stored object as ``rt`` shows it (a fresh copy)."""
+        """A stored object as ``rt`` shows it (a fresh copy the caller may change)."""
         if rt.group == "events.k8s.io":
-            return copy.deepcopy(core_to_events_v1(obj))
-        out = copy.deepcopy(obj)
+            return clone(core_to_events_v1(obj))
+        out = clone(obj)
         out["apiVersion"] = rt.api_version
         out["kind"] = rt.kind
         return out
+
+    def _view(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """A stored object as ``rt`` shows it, sharing everything below the top level with the store.
+
+        For internal readers only (subscribers, scans): stored objects are never changed in place (a
+        write stores a new dict), so a view stays what it was, but changing it would corrupt the store.
+        """
+        if rt.group == "events.k8s.io":
+            return core_to_events_v1(obj)
+        return {**obj, "apiVersion": rt.api_version, "kind": rt.kind}
 
     def _stored(self, rt: ResourceType, name: str, namespace: str | None) -> dict[str, Any] | None:
         return self._objects.get(rt.storage, {}).get(self._key(rt, name, namespace))
@@ -497,9 +512,10 @@ class Store:
             if watcher.rt.storage == rt.storage:
                 watcher._offer(change)
         storage_rt = self._storage_type(rt.storage)
+        view = self._view(storage_rt, obj)
         for callback in list(self._subscribers):
             try:
-                callback(WatchEvent(event_type, self._present(storage_rt, obj)), storage_rt)
+                callback(WatchEvent(event_type, view), storage_rt)
             except Exception:  # a broken subscriber must not break writes
                 log.exception("store subscriber failed")
 
@@ -648,7 +664,7 @@ class Store:
             obj["status"] = {}
         elif storage == "apiextensions.k8s.io/customresourcedefinitions":
             obj["status"] = _crd_status(obj)
-        elif rt.has_subresource("status") and storage != "/nodes":
+        elif rt.has_subresource("status") and storage != "/nodes" and rt.schema is None:
             obj.pop("status", None)
 
     # ------------------------------------------------------------------ create
@@ -670,7 +686,7 @@ class Store:
         ``field_validation`` (Ignore | Warn | Strict) decides what unknown fields of custom objects do;
         Warn appends messages to ``warnings``.
         """
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         self._check_type(rt, obj)
         ns = self._resolve_namespace(rt, obj, namespace)
         meta = obj["metadata"]
@@ -681,6 +697,11 @@ class Store:
         self._apply_defaults(rt, obj)
         self._run_admission("CREATE", rt, obj, None)
         self._check_type(rt, obj)
+        if rt.schema is not None and rt.has_subresource("status"):
+            # As the real server: the create strategy drops the status before validation, and the
+            # schema's defaults (e.g. a Gateway's "Waiting for controller" conditions) fill it again, so
+            # an update or re-apply of the same object finds nothing new to default.
+            obj.pop("status", None)
         self._validate(rt, obj, None, field_validation, warnings)
         name = meta["name"]
         if self._stored(rt, name, ns) is not None:
@@ -741,7 +762,7 @@ class Store:
         """
         if subresource == "scale":
             return self._update_scale(rt, obj, namespace, name, field_manager, dry_run)
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         self._check_type(rt, obj)
         meta = obj["metadata"]
         if name and meta.get("name") and meta["name"] != name:
@@ -803,6 +824,8 @@ class Store:
                 "the body of the request was in an unknown format - accepted media types include: "
                 "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
             )
+        # JSON patch inserts its values as they are: the stored object must not share the caller's.
+        patch = clone(patch)
         if subresource == "scale":
             scale = self.get_scale(rt, name, namespace)
             patched = self._patched(scale, patch, patch_type, UNTYPED)
@@ -841,26 +864,29 @@ class Store:
     def _merge_for_subresource(
         self, rt: ResourceType, old: dict[str, Any], candidate: dict[str, Any], subresource: str | None
     ) -> dict[str, Any]:
-        """Take from ``candidate`` only what the endpoint may change (status separation)."""
+        """Take from ``candidate`` only what the endpoint may change (status separation).
+
+        ``candidate`` is the caller's private copy (taken over, not copied); ``old`` is never changed.
+        """
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = clone(old)
             if "status" in candidate:
                 new["status"] = candidate["status"]
             else:
                 new.pop("status", None)
             return new
         if subresource == "finalize":
-            new = copy.deepcopy(old)
+            new = clone(old)
             new.setdefault("spec", {})["finalizers"] = list(
                 (candidate.get("spec") or {}).get("finalizers") or []
             )
             return new
         if subresource:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        new = copy.deepcopy(candidate)
+        new = candidate
         if rt.has_subresource("status"):
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = clone(old["status"])
             else:
                 new.pop("status", None)
         return new
@@ -898,7 +924,7 @@ class Store:
         meta.pop("resourceVersion", None)
         if not subresource:
             self._apply_defaults(rt, new)
-            self._run_admission("UPDATE", rt, new, self._present(rt, old))
+            self._run_admission("UPDATE", rt, new, self._view(rt, old))
             self._check_type(rt, new)
         self._validate(rt, new, old, field_validation, warnings, apply_patch)
         if rt.tracks_generation and _spec_changed(old, new):
@@ -951,7 +977,7 @@ class Store:
             raise invalid_patch_options()
         if not isinstance(patch, dict):
             raise bad_request("the body of the request was not a JSON object")
-        applied = copy.deepcopy(patch)
+        applied = clone(patch)
         self._check_type(rt, applied)
         ameta = applied["metadata"]
         if ameta.get("name") and ameta["name"] != name:
@@ -960,7 +986,7 @@ class Store:
             )
         ameta["name"] = name
         ns = self._resolve_namespace(rt, applied, namespace)
-        probe = copy.deepcopy(applied)
+        probe = clone(applied)
         if rt.schema is not None:
             _errors, unknown = validation.validate_custom_object(probe, rt.schema)
         else:
@@ -1064,7 +1090,7 @@ class Store:
                     )
                 ],
             )
-        new = copy.deepcopy(old)
+        new = clone(old)
         spec_path, _status, _sel = _scale_paths(rt)
         _write_path(new, spec_path, replicas)
         self._write_update(rt, old, new, None, field_manager or "unknown", dry_run, "Ignore", None)
@@ -1110,8 +1136,10 @@ class Store:
                     )
         if propagation not in (None, "Background", "Foreground", "Orphan"):
             raise bad_request(f'propagationPolicy: Unsupported value: "{propagation}"')
-        self._run_admission("DELETE", rt, self._present(rt, old), self._present(rt, old))
-        new = copy.deepcopy(old)
+        if self._admission:
+            live = self._present(rt, old)
+            self._run_admission("DELETE", rt, live, live)
+        new = clone(old)
         nmeta = new["metadata"]
         finalizers = list(nmeta.get("finalizers") or [])
         if not nmeta.get("deletionTimestamp"):
@@ -1194,7 +1222,7 @@ class Store:
         old = self._stored(rt, name, None)
         if old is None:
             return None
-        obj = copy.deepcopy(old)
+        obj = clone(old)
         obj["spec"]["finalizers"] = []
         return self.update(rt, obj, subresource="finalize", field_manager="namespace-controller")
 
@@ -1211,7 +1239,7 @@ class Store:
         current = (old.get("spec") or {}).get("nodeName")
         if current:
             raise conflict(rt, name, f'pod {name} is already assigned to node "{current}"')
-        new = copy.deepcopy(old)
+        new = clone(old)
         new["spec"]["nodeName"] = node_name
         conditions = [
             c for c in new.setdefault("status", {}).get("conditions", []) if c.get("type") != "PodScheduled"
@@ -1245,7 +1273,7 @@ class Store:
         existing = self._stored(rt, name, None)
         if existing is None:
             return self.create(rt, crd, field_manager=field_manager)
-        body = copy.deepcopy(crd)
+        body = clone(crd)
         body.setdefault("metadata", {})["resourceVersion"] = existing["metadata"]["resourceVersion"]
         return self.update(rt, body, field_manager=field_manager)
 
@@ -1304,7 +1332,7 @@ class Store:
             crd_rt = self._by_gvr[("apiextensions.k8s.io", "v1", "customresourcedefinitions")]
             current = self._stored(crd_rt, name, None)
             if current is not None and CRD_CLEANUP_FINALIZER in current["metadata"].get("finalizers", []):
-                body = copy.deepcopy(current)
+                body = clone(current)
                 body["metadata"]["finalizers"] = [
                     f for f in body["metadata"]["finalizers"] if f != CRD_CLEANUP_FINALIZER
                 ]
@@ -1325,7 +1353,7 @@ class Store:
             types = [t for t in self._types if t.crd_name == obj["metadata"]["name"]]
             if types:
                 for gone in list(self._objects.get(types[0].storage, {}).values()):
-                    self._commit(types[0], "DELETED", copy.deepcopy(gone), gone)
+                    self._commit(types[0], "DELETED", clone(gone), gone)
             self._unregister_types(obj["metadata"]["name"])
             return
         if rt.crd_name:
@@ -1374,7 +1402,7 @@ class Store:
         if existing_id is not None:
             existing = self._stored(rt, existing_id[1], existing_id[0])
             if existing is not None:
-                body = copy.deepcopy(existing)
+                body = clone(existing)
                 body["count"] = body.get("count", 1) + 1
                 body["lastTimestamp"] = now
                 body["involvedObject"] = ref
@@ -1418,7 +1446,7 @@ class Store:
                 continue
             rt = self._storage_type(storage)
             others += [self._present(rt, o) for o in bucket.values()]
-        return {"resourceVersion": self._rv, "crds": copy.deepcopy(crds), "objects": others}
+        return {"resourceVersion": self._rv, "crds": clone(crds), "objects": others}
 
     def restore(self, data: dict[str, Any]) -> None:
         """Replace the store's content by a ``dump()`` (objects keep uid, resourceVersion, timestamps)."""
@@ -1426,11 +1454,11 @@ class Store:
             self._objects[storage] = {}
         crd_rt = self._by_gvr[("apiextensions.k8s.io", "v1", "customresourcedefinitions")]
         for crd in data.get("crds", []):
-            crd = copy.deepcopy(crd)
+            crd = clone(crd)
             self._objects[crd_rt.storage][("", crd["metadata"]["name"])] = crd
             self._register_types(crd)
         for obj in data.get("objects", []):
-            obj = copy.deepcopy(obj)
+            obj = clone(obj)
             rt = self.resource_for(obj["apiVersion"], obj["kind"])
             stored = self._to_storage(rt, obj)
             meta = stored["metadata"]
@@ -1441,14 +1469,19 @@ class Store:
         self._history.clear()
         self._history_floor = self._rv
 
-    def all_objects(self) -> Iterable[tuple[ResourceType, dict[str, Any]]]:
-        """Every stored object with its storage type (copies), for controllers like the GC."""
+    def all_objects(self, *, read_only: bool = False) -> Iterable[tuple[ResourceType, dict[str, Any]]]:
+        """Every stored object with its storage type (copies), for controllers like the GC.
+
+        ``read_only=True`` yields views sharing their content with the store instead of copies: cheap
+        for scans that only read (the objects a scan got stay as they were when it started).
+        """
+        present = self._view if read_only else self._present
         for storage, bucket in list(self._objects.items()):
             if not bucket:
                 continue
             rt = self._storage_type(storage)
             for obj in list(bucket.values()):
-                yield rt, self._present(rt, obj)
+                yield rt, present(rt, obj)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -420,11 +420,13 @@ def test_node_loss_sends_one_replica_back_to_pending(guide: Guide):
     rows = guide.workload_rows()
     if len(rows) != 3:
         pytest.skip("needs the guide's service deployed by the previous test")
+    # Counted before the scenario is on: at the test time scale the node can be gone before a
+    # second kubectl call returns.
+    nodes_before = guide(
+        "get", "nodes", "-l", "cloud.google.com/gke-tpu-accelerator=tpu-v6e-slice", "--no-headers"
+    )
     guide.handle.set_scenarios(["node-loss"])
     try:
-        nodes_before = guide(
-            "get", "nodes", "-l", "cloud.google.com/gke-tpu-accelerator=tpu-v6e-slice", "--no-headers"
-        )
         rows = guide.wait_rows(lambda r: sum(1 for x in r if x[2] == "Pending") == 1, "one replica Pending")
         assert sum(1 for x in rows if x[2] == "Running") == 2
         nodes_after = guide(

@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from typing import Any
 
 from rhaii_nb.twin.errors import ApiError
+from rhaii_nb.twin.jsoncopy import clone
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,17 @@ class GarbageCollector:
                 raise
 
     def _remove_finalizer(self, rt: Any, obj: dict[str, Any], finalizer: str) -> None:
-        body = copy.deepcopy(obj)
+        body = clone(obj)
         body["metadata"]["finalizers"] = [f for f in body["metadata"].get("finalizers", []) if f != finalizer]
         self._update(rt, body)
 
     def scan(self) -> None:
-        """Reconcile every owner/dependent relation once."""
-        objects = list(self.store.all_objects())
+        """Reconcile every owner/dependent relation once.
+
+        Reads views of the stored objects (no copy of each object per scan); only the bodies written
+        back are copied.
+        """
+        objects = list(self.store.all_objects(read_only=True))
         by_uid = {obj["metadata"]["uid"]: (rt, obj) for rt, obj in objects}
         dependents: dict[str, list[tuple[Any, dict[str, Any], dict[str, Any]]]] = {}
         for rt, obj in objects:
@@ -72,7 +76,7 @@ class GarbageCollector:
                 if not _deleting(obj):
                     self._delete(rt, obj, "Background")
             elif len(alive) < len(refs):
-                body = copy.deepcopy(obj)
+                body = clone(obj)
                 body["metadata"]["ownerReferences"] = alive
                 self._update(rt, body)
         for rt, owner in objects:
@@ -83,7 +87,7 @@ class GarbageCollector:
             deps = dependents.get(uid, [])
             if "orphan" in finalizers:
                 for dep_rt, dep, _ref in deps:
-                    body = copy.deepcopy(dep)
+                    body = clone(dep)
                     body["metadata"]["ownerReferences"] = [
                         r for r in body["metadata"].get("ownerReferences", []) if r.get("uid") != uid
                     ]
