@@ -39,8 +39,31 @@ def test_all_met_passes_shows_and_records(tmp_path, monkeypatch, capsys):
         "target": 20,
         "unit": "%",
         "passed": True,
+        "skipped": False,
         "note": "",
     }
+
+
+def test_skipped_criterion_is_recorded_as_skipped_not_failed(tmp_path, monkeypatch):
+    records = tmp_path / "records.jsonl"
+    monkeypatch.setenv(RECORD_ENV, str(records))
+    result = check(
+        [
+            Criterion("replicas ready", measured=3, op=">=", target=3),
+            Criterion("policies enforced", measured=None, op="==", target=True, skip="network policies off"),
+        ],
+        title="10 policies",
+        show=False,
+    )
+    assert result.passed and result.failed == []
+    saved = {r["name"]: r["data"] for r in read_records(records)}
+    # The runner and the report read these keys of every criterion record.
+    for data in saved.values():
+        assert {"measured", "op", "target", "passed", "skipped"} <= set(data)
+    assert saved["replicas ready"]["passed"] is True and saved["replicas ready"]["skipped"] is False
+    skipped = saved["policies enforced"]
+    assert skipped["passed"] is None and skipped["skipped"] is True
+    assert skipped["note"] == "skipped: network policies off"
 
 
 def test_unmet_criteria_raise_naming_measured_values(monkeypatch, tmp_path, capsys):
