@@ -7,7 +7,9 @@ its Service are created directly (what KServe would create), so the kubelet star
 from __future__ import annotations
 
 import importlib.util
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import helpers_session
 import pytest
@@ -80,9 +82,27 @@ def serving(twin_session):
     cluster_ops.create(session, params, show=False)
     session.core.create_namespace({"metadata": {"name": params.namespace}})
     pod, service = _workload(params)
-    session.core.create_namespaced_service(params.namespace, service)
-    session.core.create_namespaced_pod(params.namespace, pod)
-    tracker = pods.watch_pods(session, params, timeout=60, show=False)
+    tracker = pods.PodTracker(
+        session, params.namespace, names.workload_selector(params.service_name), show=False
+    )
+
+    def create_once_listed() -> None:
+        # The pod is created after the tracker's first list, so its watch replays every stage from
+        # Pending on, however fast the twin's scheduler and kubelet are on a busy machine.
+        deadline = time.monotonic() + 60
+        while tracker.resource_version is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the pod tracker never listed the pods")
+            time.sleep(0.01)
+        session.core.create_namespaced_service(params.namespace, service)
+        session.core.create_namespaced_pod(params.namespace, pod)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        created = pool.submit(create_once_listed)
+        try:
+            tracker.wait_for(pods.all_ready(1), 60)
+        finally:
+            created.result(timeout=60)  # its error, if any, explains a timeout better
     return session, params, tracker
 
 
