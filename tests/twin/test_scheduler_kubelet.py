@@ -251,7 +251,8 @@ def test_unschedulable_pod_reports_then_binds_when_a_node_arrives(tmp_path: Path
     asyncio.run(scenario())
 
 
-@pytest.mark.timeout(60)
+# Above its two 45 s waits together, so a starved run fails naming what was missing.
+@pytest.mark.timeout(120)
 def test_workload_pod_serves_https_and_leaves_on_graceful_delete(tmp_path: Path):
     async def scenario() -> None:
         ctx = make_ctx(tmp_path)
