@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from rhaii_nb import lean_imports  # noqa: F401  (first: keeps jsonschema's slow optional import out)
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
