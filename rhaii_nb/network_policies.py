@@ -19,8 +19,10 @@ def skip_reason(params: Any) -> str:
 
 
 def policy_names(params: Any) -> list[str]:
-    """Names of the runbook's NetworkPolicies (a training scenario may leave one out)."""
-    return [obj["metadata"]["name"] for obj in policy_objects(params)]
+    """Names of the runbook's four NetworkPolicies (what the guide says ``kubectl get`` should list)."""
+    from rhaii_nb.manifests import manifests_for
+
+    return [obj["metadata"]["name"] for obj in manifests_for(params, "networkpolicies").objects]
 
 
 def policy_objects(params: Any) -> list[dict[str, Any]]:

@@ -85,7 +85,7 @@ SCENARIOS: dict[str, Scenario] = {
             what="The NetworkPolicy step omits allow-gateway-to-vllm while default-deny is on.",
             symptom="The gateway answers 503 'upstream connect error or disconnect/reset before headers. "
             "reset reason: connection failure'.",
-            fails_at="08_verify",
+            fails_at="07_network_policies",
             cause="A NetworkPolicy blocks gateway traffic to the vLLM pods.",
             fix="Apply the allow-gateway-to-vllm NetworkPolicy.",
             fixable=True,

@@ -91,6 +91,16 @@ class Diagnosis:
             ]
         return pd.DataFrame(rows, columns=["", "symptom", "likely cause", "fix", "evidence"])
 
+    def styled(self) -> Any:
+        """:meth:`table` for a notebook: every cell in full (no truncation), left-aligned, no index."""
+        colours = {"❌": "#fce8e6", "⚠️": "#fef7e0", "✅": "#e6f4ea"}
+        return (
+            self.table()
+            .style.hide(axis="index")
+            .set_properties(**{"text-align": "left", "white-space": "pre-wrap"})
+            .apply(lambda row: [f"background-color: {colours.get(row.iloc[0], 'white')}"] * len(row), axis=1)
+        )
+
     def fixes_table(self) -> pd.DataFrame:
         """The fixes applied: finding, action, ok, detail."""
         return pd.DataFrame([asdict(f) for f in self.fixes], columns=["finding", "action", "ok", "detail"])
