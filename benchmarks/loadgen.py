@@ -37,7 +37,7 @@ DELAY_MS = 50
 ACCURACY_CONCURRENCY = 10  # the guide's parallel test
 ACCURACY_SECONDS = 5.0
 CAPACITY_LEVELS = (1, 2, 4, 8, 16, 32)
-CAPACITY_SECONDS = 1.5
+CAPACITY_SECONDS = 2.0
 BUDGET_MS = 2.0  # the accuracy target doubles as the "timing still good" bound for capacity
 GUIDE_RATE = 25.0
 CAPACITY_TARGET = 40 * GUIDE_RATE
@@ -195,11 +195,20 @@ def run_wrk(url: str, concurrency: int, seconds: float, script: Path) -> ToolRun
     """``wrk`` with one thread; percentiles from its HdrHistogram via a Lua ``done`` hook."""
     if shutil.which("wrk") is None:
         return ToolRun("wrk", concurrency, 0, 0, 0, 0, failure="wrk not installed (apt-get install -y wrk)")
-    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "-s", str(script), url]
+    # wrk takes whole seconds only ("-d1.5s" makes it exit silently with status 1).
+    command = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "-s", str(script), url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
-        return ToolRun("wrk", concurrency, 0, 0, 0, 0, failure=f"wrk failed: {done.stderr.strip()[:300]}")
+        return ToolRun(
+            "wrk",
+            concurrency,
+            0,
+            0,
+            0,
+            0,
+            failure=f"wrk failed: {(done.stderr or done.stdout).strip()[:300]}",
+        )
     data = json.loads(line[len("BENCH_JSON ") :])
     return ToolRun(
         "wrk",
@@ -337,7 +346,7 @@ def figures(accuracy: list[ToolRun], capacity: dict[str, list[ToolRun]]) -> list
     peer_caps = []
     for tool in TOOLS[1:]:
         runs = capacity[tool]
-        failure = next((r.failure for r in runs if r.failure), "")
+        failure = "" if any(not r.failure for r in runs) else runs[0].failure if runs else "not run"
         peer_rate, peer_level = capacity_of(runs)
         peer_caps.append(
             f"{tool} {failure}" if failure else f"{tool} {peer_rate:,.0f} req/s (c={peer_level})"
