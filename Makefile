@@ -8,7 +8,6 @@ STAMP = $(VENV)/.installed-stamp
 .PHONY: demo test venv bench
 
 demo: $(STAMP)
-	@test -f rhaii_nb/runner.py || { echo "make demo: the runbook runner (rhaii_nb/runner.py) is not in this checkout yet; nothing to run." >&2; exit 1; }
 	$(VENV)/bin/rhaii-nb run --params params/local.yaml
 
 # Benchmarks (not tests): ratios measured side by side; needs `hey` and `wrk` (apt-get install -y hey wrk).

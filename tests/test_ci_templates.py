@@ -7,12 +7,8 @@ as written — the same commands in the same order — passes.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +22,6 @@ from rhaii_nb.run_cli import parse_overrides
 ROOT = Path(__file__).resolve().parents[1]
 GITHUB = ROOT / "ci" / "github-actions.yml"
 GITLAB = ROOT / "ci" / "gitlab-ci.yml"
-VENV_BIN = Path(sys.executable).parent
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
@@ -204,54 +199,5 @@ def test_twin_jobs_of_both_systems_run_the_same_commands():
     assert gitlab_job["artifacts"]["when"] == "always"
 
 
-def _github_twin_steps() -> list[dict[str, Any]]:
-    return _load(GITHUB)["jobs"]["twin"]["steps"]
-
-
-@pytest.mark.e2e
-@pytest.mark.timeout(900)
-def test_the_twin_job_runs_here_as_written(tmp_path):
-    """The pull-request job's steps in order, with GitHub's `if:` rules and shell; the run dir in tmp.
-
-    Skipped steps: `uses:` actions (checkout, setup-python, upload-artifact: this checkout and its
-    venv stand in for them) and the `install` step (this venv has the project installed).
-    """
-    if shutil.which("bash") is None:
-        pytest.skip("bash is not installed: GitHub runs `run:` steps with bash")
-    job = _load(GITHUB)["jobs"]["twin"]
-    run_dir = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RHAII_", "PLOTLY_", "JUPYTER_"))}
-    env.update({k: str(v) for k, v in job["env"].items()})
-    env["RUN_DIR"] = str(run_dir)  # the one change: the run directory lives in the test's tmp
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    failed: list[str] = []
-    outputs = []
-    for step in _github_twin_steps():
-        if "run" not in step or step.get("id") == "install":
-            continue
-        if failed and step.get("if") != "always()":
-            continue
-        result = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=840,
-        )
-        outputs.append(
-            f"--- {step['name']} (exit {result.returncode})\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
-        if result.returncode != 0:
-            failed.append(step["name"])
-    assert not failed, f"steps failed: {failed}\n" + "\n".join(outputs)
-    summary = yaml.safe_load((run_dir / "summary.json").read_text())
-    assert summary["status"] == "passed", summary.get("failure")
-    assert (run_dir / "index.html").is_file()
-    executed = sorted(p.name for p in (run_dir / "notebooks").glob("*.ipynb"))
-    assert executed and executed[-1].startswith("99_"), f"executed notebooks: {executed}"
-    # What the artifact upload leaves out exists, so leaving it out matters.
-    assert (run_dir / "twin" / "token").is_file() and (run_dir / "twin" / "kubeconfig").is_file()
-    from rhaii_nb.twin.client import find_twin
-
-    assert find_twin(run_dir / "twin") is None, "the twin still runs after the job's last step"
+# The pull-request job itself runs here as written in tests/test_runner_e2e.py (`full_run`), whose one
+# run of the whole runbook also serves the summary, report and secret checks.

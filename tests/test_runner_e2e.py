@@ -1,4 +1,5 @@
-"""The runner end to end on the twin: the whole runbook with params/ci.yaml, and a failing run resumed.
+"""The runner end to end on the twin: the CI template's twin job (the whole runbook with params/ci.yaml),
+and a failing run resumed.
 
 - The full run uses the CI params with *sentinel* secret files: afterwards no sentinel value (nor its
   base64 form) may appear in any executed notebook, record, summary or report page.
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CI_PARAMS = REPO / "params" / "ci.yaml"
+GITHUB_TEMPLATE = REPO / "ci" / "github-actions.yml"
 SENTINEL_TOKEN = "hf_Sentinel" + uuid.uuid4().hex  # token-shaped, unique to this test run
 SENTINEL_PASSWORD = "sentinel-password-" + uuid.uuid4().hex[:12]
 
@@ -74,29 +78,75 @@ def _stop_twin(run_dir: Path) -> None:
     stop_twin(run_dir / "twin")
 
 
+@dataclass
+class JobRun:
+    """What the CI template's twin job left: its run directory and everything its steps printed."""
+
+    run_dir: Path
+    log: str
+    failed_steps: list[str]
+
+    @property
+    def summary(self) -> dict:
+        return json.loads((self.run_dir / "summary.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory):
-    """The whole runbook on its own twin with the CI params and sentinel secrets."""
-    from rhaii_nb.runner import RunOptions, run_runbook
+    """The whole runbook, run as the CI template's pull-request job runs it, with sentinel secrets.
 
+    The job's ``run:`` steps execute in order with bash and GitHub's ``if: always()`` rule; ``uses:``
+    steps (checkout, setup-python, upload-artifact) and the install step are what this checkout and its
+    venv already are. Two things differ from CI: the run directory lives in the test's tmp, and the
+    secret files are replaced by sentinel ones through ``RHAII_NB_OVERRIDES`` (the job's commands are
+    unchanged). One run serves every test below, so the suite pays for the runbook once.
+    """
     base = tmp_path_factory.mktemp("e2e")
-    params_file = _write_sentinel_params(base)
+    sentinel = yaml.safe_load(_write_sentinel_params(base).read_text())
     run_dir = base / "run"
-    lines: list[str] = []
+    job = yaml.safe_load(GITHUB_TEMPLATE.read_text())["jobs"]["twin"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RHAII_", "PLOTLY_", "JUPYTER_"))}
+    env.update({k: str(v) for k, v in job["env"].items()})
+    env["RUN_DIR"] = str(run_dir)
+    env["RHAII_NB_OVERRIDES"] = json.dumps(
+        {"hf_token_file": sentinel["hf_token_file"], "pull_secret_file": sentinel["pull_secret_file"]}
+    )
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    failed: list[str] = []
+    outputs: list[str] = []
     try:
-        summary = run_runbook(
-            RunOptions(params_file=params_file, output=run_dir, progress=False), echo=lines.append
-        )
-        yield summary, run_dir, "\n".join(lines)
+        for step in job["steps"]:
+            if "run" not in step or step.get("id") == "install":
+                continue
+            if failed and step.get("if") != "always()":
+                continue
+            result = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=840,
+            )
+            outputs.append(f"--- {step['name']} (exit {result.returncode})\n{result.stdout}{result.stderr}")
+            if result.returncode != 0:
+                failed.append(step["name"])
+        yield JobRun(run_dir, "\n".join(outputs), failed)
     finally:
         _stop_twin(run_dir)
 
 
-def test_full_run_passes_with_every_criterion_met(full_run):
-    summary, run_dir, log = full_run
-    assert summary.ok, f"the runbook failed:\n{summary.failure_message()}\n{log[-3000:]}"
-    data = json.loads((run_dir / "summary.json").read_text())
-    assert data["status"] == "passed"
+def test_the_ci_twin_job_runs_here_as_written(full_run: JobRun):
+    assert not full_run.failed_steps, f"steps failed: {full_run.failed_steps}\n{full_run.log[-6000:]}"
+    assert (full_run.run_dir / "twin" / "token").is_file(), "the artifact's exclusions name files that exist"
+    from rhaii_nb.twin.client import find_twin
+
+    assert find_twin(full_run.run_dir / "twin") is None, "the twin still runs after the job's last step"
+
+
+def test_full_run_passes_with_every_criterion_met(full_run: JobRun):
+    data, log = full_run.summary, full_run.log
+    assert data["status"] == "passed", f"the runbook failed:\n{data.get('failure')}\n{log[-3000:]}"
     names = [nb["name"] for nb in data["notebooks"]]
     assert names[0] == "00_preflight" and names[-1] == "99_teardown", names
     for nb in data["notebooks"]:
@@ -111,18 +161,18 @@ def test_full_run_passes_with_every_criterion_met(full_run):
     assert "[1/" in log and "✅ 99_teardown passed" in log
 
 
-def test_full_run_leaves_a_report_with_every_notebook(full_run):
-    summary, run_dir, _ = full_run
+def test_full_run_leaves_a_report_with_every_notebook(full_run: JobRun):
+    run_dir = full_run.run_dir
     index = (run_dir / "index.html").read_text()
-    for nb in summary.notebooks:
-        assert f'href="html/{nb.name}.html"' in index
-        page = (run_dir / "html" / f"{nb.name}.html").read_text()
-        assert "https://cdn.plot.ly" not in page, f"{nb.name}.html loads plotly.js from the internet"
+    for nb in full_run.summary["notebooks"]:
+        assert f'href="html/{nb["name"]}.html"' in index
+        page = (run_dir / "html" / f"{nb['name']}.html").read_text()
+        assert "https://cdn.plot.ly" not in page, f"{nb['name']}.html loads plotly.js from the internet"
     assert (run_dir / "html" / "plotly.min.js").stat().st_size > 1_000_000
 
 
-def test_no_secret_value_in_notebooks_records_or_report(full_run):
-    _, run_dir, log = full_run
+def test_no_secret_value_in_notebooks_records_or_report(full_run: JobRun):
+    run_dir, log = full_run.run_dir, full_run.log
     checked = 0
     for path in run_dir.rglob("*"):
         if not path.is_file() or "twin" in path.relative_to(run_dir).parts or path.name == "plotly.min.js":
@@ -185,9 +235,9 @@ def test_failing_criterion_stops_the_run_and_resume_continues(tmp_path: Path):
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
 )
-def test_full_run_report_charts_render_in_chromium(full_run):
+def test_full_run_report_charts_render_in_chromium(full_run: JobRun):
     from chromium import rendered_dom
 
-    _, run_dir, _ = full_run
+    run_dir = full_run.run_dir
     dom = rendered_dom(run_dir / "html" / "10_cache_behaviour.html")
     assert dom.count("js-plotly-plot") >= 5 and "main-svg" in dom
