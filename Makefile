@@ -15,6 +15,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks
 
 test: $(STAMP)
+	@sh .ci/ensure-browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider
