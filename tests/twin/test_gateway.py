@@ -509,12 +509,17 @@ def test_epp_scrapes_load_and_forgets_departed_replicas(tmp_path: Path) -> None:
 def test_a_replica_leaving_mid_stream_does_not_break_the_others(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with gateway_env(tmp_path) as env:
+            routed: list[str] = []
+            all_routed = asyncio.Event()
 
             async def stream(i: int) -> tuple[str, bool, int]:
                 payload = {"model": MODEL, "prompt": f"story number {i}", "max_tokens": 200,
                            "ignore_eos": True, "stream": True}  # fmt: skip
                 async with env.client.stream("POST", f"{BASE}/v1/completions", json=payload) as resp:
                     replica = resp.headers["x-rhaii-replica"]
+                    routed.append(replica)
+                    if len(routed) == 6:
+                        all_routed.set()
                     lines = []
                     with contextlib.suppress(httpx.HTTPError):
                         async for line in resp.aiter_lines():
@@ -523,8 +528,10 @@ def test_a_replica_leaving_mid_stream_does_not_break_the_others(tmp_path: Path) 
                 return replica, bool(lines) and lines[-1] == "data: [DONE]", len(lines)
 
             tasks = [asyncio.create_task(stream(i)) for i in range(6)]  # round-robin: 2 per replica
-            await asyncio.sleep(0.05)
+            # Every stream routed (its answer started) before the victim leaves, however slow the machine.
+            await asyncio.wait_for(all_routed.wait(), 30)
             victim = sorted(env.servers)[0]
+            assert routed.count(victim) == 2, routed
             info = env.ctx.replicas.get(NS, victim)
             assert info is not None
             info.ready = False  # readiness flips: the pod leaves the pool ...
