@@ -65,7 +65,7 @@ end
 """
 
 
-TOOLS = ("rhaii_nb.measure", "hey", "wrk", "aiohttp loop (reference)", "rhaii_nb.measure + TCP_NODELAY")
+TOOLS = ("rhaii_nb.measure", "hey", "wrk", "aiohttp loop (reference)", "httpx loop (previous transport)")
 
 
 @dataclass
@@ -86,29 +86,14 @@ class ToolRun:
         return dict(self.__dict__)
 
 
-class NoDelayEndpoint(measure.Endpoint):
-    """``measure.Endpoint`` whose client sets TCP_NODELAY (httpx leaves Nagle's algorithm on)."""
-
-    def client(self, concurrency: int = 1) -> httpx.AsyncClient:
-        """The same client as ``Endpoint.client`` with TCP_NODELAY on its sockets."""
-        limits = httpx.Limits(
-            max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)
-        )
-        transport = httpx.AsyncHTTPTransport(
-            limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        )
-        timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
-        return httpx.AsyncClient(transport=transport, timeout=timeout, headers=dict(self.headers))
-
-
-async def _ours_async(url: str, concurrency: int, seconds: float, nodelay: bool = False) -> ToolRun:
-    endpoint = (NoDelayEndpoint if nodelay else measure.Endpoint)(url, timeout_s=30.0)
+async def _ours_async(url: str, concurrency: int, seconds: float) -> ToolRun:
+    endpoint = measure.Endpoint(url, timeout_s=30.0)
     result = await measure.load_async(
         endpoint, [PROMPT], requests=10_000_000, concurrency=concurrency, duration_s=seconds
     )
     ok = result.df[result.df["error"].isna()]["latency_s"].tolist()
     return ToolRun(
-        TOOLS[4] if nodelay else TOOLS[0],
+        TOOLS[0],
         concurrency,
         len(ok),
         result.req_per_s,
@@ -163,9 +148,46 @@ def run_aiohttp_reference(url: str, concurrency: int, seconds: float) -> ToolRun
     return asyncio.run(_aiohttp_async(url, concurrency, seconds))
 
 
-def run_ours_nodelay(url: str, concurrency: int, seconds: float) -> ToolRun:
-    """Our load generator with one change: TCP_NODELAY on the client's sockets (a candidate fix)."""
-    return asyncio.run(_ours_async(url, concurrency, seconds, nodelay=True))
+async def _httpx_async(url: str, concurrency: int, seconds: float) -> ToolRun:
+    latencies: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = httpx.AsyncHTTPTransport(
+        limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    )
+    async with httpx.AsyncClient(transport=transport, timeout=30.0) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                begin = time.perf_counter()
+                async with client.stream("POST", url + "/v1/completions", json=BODY) as response:
+                    async for _line in response.aiter_lines():  # to the end: the connection is reused
+                        pass
+                    if response.status_code != 200:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - begin)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    return ToolRun(
+        TOOLS[4],
+        concurrency,
+        len(latencies),
+        len(latencies) / wall,
+        ms(percentile(latencies, 50)),
+        ms(percentile(latencies, 99)),
+        errors,
+    )
+
+
+def run_httpx_reference(url: str, concurrency: int, seconds: float) -> ToolRun:
+    """The transport ``rhaii_nb.measure`` used before (httpx), at its best: TCP_NODELAY on and every
+    body read to its end so connections are reused. Shows why the load loop moved to aiohttp."""
+    return asyncio.run(_httpx_async(url, concurrency, seconds))
 
 
 def run_hey(url: str, concurrency: int, seconds: float, body_file: Path) -> ToolRun:
@@ -239,7 +261,7 @@ def _run_tool(
     if index == 3:
         return run_aiohttp_reference(url, concurrency, seconds)
     if index == 4:
-        return run_ours_nodelay(url, concurrency, seconds)
+        return run_httpx_reference(url, concurrency, seconds)
     if index == 1:
         return run_hey(url + "/v1/completions", concurrency, seconds, files["body"])
     return run_wrk(url + "/v1/completions", concurrency, seconds, files["wrk"])

@@ -1,9 +1,16 @@
 """Measuring the service the way the guide does — and better: cache test, throughput, TTFT, sweeps.
 
-Every helper talks plain OpenAI-compatible HTTP with one shared ``httpx.AsyncClient`` (HTTP/1.1
-keep-alive, a pool sized to the concurrency), so it runs unchanged against real vLLM behind the
-real gateway and against the twin: only ``base_url`` (which may carry a path prefix such as
-``http://GATEWAY/rhaii-inference/qwen-3b-tpu-svc``) and the TLS ``verify`` setting differ.
+Every helper talks plain OpenAI-compatible HTTP with one shared ``aiohttp.ClientSession`` (HTTP/1.1
+keep-alive, TCP_NODELAY, a pool sized to the concurrency), so it runs unchanged against real vLLM
+behind the real gateway and against the twin: only ``base_url`` (which may carry a path prefix such
+as ``http://GATEWAY/rhaii-inference/qwen-3b-tpu-svc``) and the TLS ``verify`` setting differ.
+
+Why aiohttp and not httpx (measured, ``benchmarks/loadgen.py``): httpx costs ~1.2 ms of client CPU
+per request here against ~0.3 ms for aiohttp, and its pool adds tens of ms under concurrency
+(encode/httpx#3215), which a load generator's latencies would include. Every response body is read
+to its end, even after ``data: [DONE]``: a connection given back with unread bytes is closed, and
+each request would then pay a new TCP (and TLS) handshake. TLS verification is built by httpx's
+``create_ssl_context``, so ``verify`` means exactly what it meant with httpx.
 
 Each call is synchronous for notebooks (``asyncio.run``, or a worker thread when Jupyter's loop
 is running); the ``*_async`` versions are the real implementations. Every request becomes one row
@@ -24,8 +31,11 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 import pandas as pd
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from rhaii_nb.workload import GUIDE_SHORT_PROMPT, cache_note, default_cache_prompt, long_prefix
 
@@ -67,6 +77,22 @@ def tls_verify(verify: VerifyType) -> bool | ssl.SSLContext:
     return verify
 
 
+def ssl_context(verify: VerifyType) -> ssl.SSLContext:
+    """The client SSL context for ``verify``, built exactly as httpx builds it: ``True`` trusts
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` if set, else certifi's bundle; ``False`` checks nothing; a path
+    trusts that CA bundle; an ``SSLContext`` is used as it is."""
+    return httpx.create_ssl_context(verify=tls_verify(verify))
+
+
+def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy the environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``) gives ``url``, looked up
+    once per client: aiohttp's ``trust_env`` would look it up (and ``~/.netrc``) in a thread per request."""
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where and how to reach the OpenAI-compatible service."""
@@ -94,14 +120,30 @@ class Endpoint:
         """Full URL of an API path such as ``/v1/completions``."""
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
 
-    def client(self, concurrency: int = 1) -> httpx.AsyncClient:
-        """One shared keep-alive client with a pool sized to ``concurrency``."""
-        limits = httpx.Limits(
-            max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)
+    def client(self, concurrency: int = 1) -> aiohttp.ClientSession:
+        """One shared keep-alive client with a pool sized to ``concurrency`` (call it inside a running
+        event loop; use it as ``async with endpoint.client(n) as client``).
+
+        Timeouts as before: ``timeout_s`` to get a connection from the pool and between two reads,
+        at most 10 s to connect."""
+        https = self.base_url.startswith("https://")
+        connector = aiohttp.TCPConnector(
+            limit=max(1, concurrency), limit_per_host=0, ssl=ssl_context(self.verify) if https else True
         )
-        timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
-        return httpx.AsyncClient(
-            verify=tls_verify(self.verify), headers=dict(self.headers), limits=limits, timeout=timeout
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self.timeout_s,
+            sock_connect=min(10.0, self.timeout_s),
+            sock_read=self.timeout_s,
+        )
+        proxy, proxy_auth = _env_proxy(self.base_url)
+        return aiohttp.ClientSession(
+            connector=connector,
+            headers=dict(self.headers),
+            timeout=timeout,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            read_bufsize=2**18,  # an SSE line of a long completion still fits one read
         )
 
 
@@ -123,15 +165,30 @@ def _error_text(status: int, body: bytes) -> str:
     return f"HTTP {status}: {message}"
 
 
-def _replica_of(headers: httpx.Headers, header: str) -> str | None:
+def _replica_of(headers: Mapping[str, str], header: str) -> str | None:
     for name in (header, *FALLBACK_REPLICA_HEADERS):
         if name in headers:
             return headers[name]
     return None
 
 
+def _transport_error(exc: BaseException) -> str:
+    """A transport failure as ``Kind: message``, with the kinds httpx used (stable error texts)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        kind = "ConnectTimeout"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        kind = "ConnectError"
+    elif isinstance(exc, TimeoutError):
+        kind = "ReadTimeout"
+    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
+        kind = "RemoteProtocolError"
+    else:
+        kind = type(exc).__name__
+    return f"{kind}: {exc or type(exc).__name__}"
+
+
 async def request_once(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     endpoint: Endpoint,
     prompt: str,
     *,
@@ -164,43 +221,40 @@ async def request_once(
     usage: dict[str, Any] | None = None
     has_choices = False
     try:
-        if stream:
-            async with client.stream("POST", endpoint.url("/v1/completions"), json=payload) as response:
-                record["status"] = response.status_code
-                record["replica"] = _replica_of(response.headers, endpoint.replica_header)
-                if response.status_code != 200:
-                    record["error"] = _error_text(response.status_code, await response.aread())
-                else:
-                    async for line in response.aiter_lines():
-                        if not line.startswith("data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == "[DONE]":
-                            break
-                        chunk = json.loads(data)
-                        if "error" in chunk:
-                            record["error"] = f"stream error: {chunk['error']}"
-                            break
-                        choices = chunk.get("choices") or []
-                        if choices:
-                            has_choices = True
-                            if math.isnan(record["ttft_s"]) and (
-                                choices[0].get("text") or (choices[0].get("delta") or {}).get("content")
-                            ):
-                                record["ttft_s"] = time.perf_counter() - started
-                        usage = chunk.get("usage") or usage
-        else:
-            response = await client.post(endpoint.url("/v1/completions"), json=payload)
-            record["status"] = response.status_code
+        async with client.post(endpoint.url("/v1/completions"), json=payload) as response:
+            record["status"] = response.status
             record["replica"] = _replica_of(response.headers, endpoint.replica_header)
-            if response.status_code != 200:
-                record["error"] = _error_text(response.status_code, response.content)
+            if response.status != 200:
+                record["error"] = _error_text(response.status, await response.read())
+            elif stream:
+                done = False
+                # Read to the end of the body, also after [DONE], so the connection is reused.
+                async for line in response.content:
+                    if done or not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        done = True
+                        continue
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        record["error"] = f"stream error: {chunk['error']}"
+                        done = True
+                        continue
+                    choices = chunk.get("choices") or []
+                    if choices:
+                        has_choices = True
+                        if math.isnan(record["ttft_s"]) and (
+                            choices[0].get("text") or (choices[0].get("delta") or {}).get("content")
+                        ):
+                            record["ttft_s"] = time.perf_counter() - started
+                    usage = chunk.get("usage") or usage
             else:
-                body = response.json()
+                body = json.loads(await response.read())
                 has_choices = bool(body.get("choices"))
                 usage = body.get("usage")
-    except (httpx.HTTPError, ValueError) as exc:
-        record["error"] = f"{type(exc).__name__}: {exc}"
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        record["error"] = _transport_error(exc)
     record["latency_s"] = time.perf_counter() - started
     if record["error"] is None and not has_choices:
         record["error"] = "response has no choices"
@@ -330,6 +384,9 @@ async def load_async(
                     )
                 )
                 progress.update(records, time.perf_counter() - t0)
+                # Responses that arrive together are handled one after another on this loop: let the
+                # others take their end time before this worker builds and sends its next request.
+                await asyncio.sleep(0)
 
         # A hard stop even if a server trickles bytes forever: the time bound plus one request timeout.
         budget = (
@@ -351,33 +408,41 @@ async def load_async(
 
 
 class _LoadProgress:
-    """One in-place line in a notebook while a load runs longer than a moment (nothing headless)."""
+    """One in-place line in a notebook while a load runs longer than a moment (nothing headless).
+
+    ``update`` runs after every request, so it costs O(1) and redraws at most every ``REDRAW_S``:
+    the load generator's own time is part of every latency it measures."""
 
     QUIET_S = 2.0  # a load done within this shows nothing: only long waits get a progress line
+    REDRAW_S = 1.0
 
     def __init__(self, requests: int) -> None:
         from rhaii_nb.display import Live, in_kernel
 
         self.requests = requests
-        self.live = Live(enabled=in_kernel(), min_interval_s=1.0)
+        self.live = Live(enabled=in_kernel(), min_interval_s=self.REDRAW_S)
         self.shown = False
+        self.errors = 0
+        self.next_redraw_s = self.QUIET_S
 
-    def _line(self, records: list[dict[str, Any]], seconds: float) -> str:
+    def _line(self, done: int, seconds: float) -> str:
         from rhaii_nb.display import elapsed
 
-        errors = sum(1 for r in records if r.get("error") is not None)
-        return f"requests {len(records)}/{self.requests} · errors {errors} · {elapsed(seconds)}"
+        return f"requests {done}/{self.requests} · errors {self.errors} · {elapsed(seconds)}"
 
     def update(self, records: list[dict[str, Any]], seconds: float) -> None:
-        """Show the count so far once the load has run for ``QUIET_S``."""
-        if seconds >= self.QUIET_S:
+        """Count the newest record; show the count so far once the load has run for ``QUIET_S``."""
+        if records and records[-1].get("error") is not None:
+            self.errors += 1
+        if seconds >= self.next_redraw_s and self.live.enabled:
             self.shown = True
-            self.live.update(self._line(records, seconds))
+            self.next_redraw_s = seconds + self.REDRAW_S
+            self.live.update(self._line(len(records), seconds))
 
     def close(self, records: list[dict[str, Any]], seconds: float) -> None:
         """The final count, if a line was shown."""
         if self.shown:
-            self.live.update(self._line(records, seconds))
+            self.live.update(self._line(len(records), seconds))
         self.live.close()
 
 
