@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import ssl
 
 import numpy as np
 import pandas as pd
 import pytest
+from aiohttp import web
 
 from rhaii_nb import measure, metrics, workload
 from rhaii_nb.twin.inference import CPU_TEST
@@ -178,3 +180,89 @@ def test_https_verified_against_the_twin_ca_and_loud_when_off(tmp_path):
             measure.Endpoint(url, verify=False)
     with pytest.raises(ValueError, match="must start with http"):
         measure.Endpoint("gateway:80")
+
+
+# ---- the transport: keep-alive, timeouts, TLS trust as httpx had it --------------------------------
+SSE_CHUNKS = (
+    b'data: {"choices": [{"index": 0, "text": " ok"}]}\n\n',
+    b'data: {"choices": [{"index": 0, "text": ""}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}'
+    b"\n\n",
+    b"data: [DONE]\n\n",
+)
+
+
+async def _sse_server(peers: list[int], stall: asyncio.Event | None = None) -> tuple[web.AppRunner, str]:
+    """A vLLM-shaped SSE server on a free port recording each request's client port; with ``stall``
+    it sends the first chunk and then nothing until the event is set."""
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        peers.append(request.transport.get_extra_info("peername")[1])
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for index, chunk in enumerate(SSE_CHUNKS):
+            await response.write(chunk)
+            if index == 0 and stall is not None:
+                await asyncio.wait_for(stall.wait(), 30)
+        await asyncio.sleep(0.005)  # the body's end comes apart from [DONE], as from vLLM's Starlette
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", completions)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+@pytest.mark.timeout(60)
+def test_streamed_requests_reuse_their_keep_alive_connections():
+    async def scenario() -> tuple[measure.LoadResult, list[int]]:
+        peers: list[int] = []
+        runner, url = await _sse_server(peers)
+        try:
+            result = await measure.load_async(measure.Endpoint(url), ["hi"], requests=30, concurrency=3)
+        finally:
+            await runner.cleanup()
+        return result, peers
+
+    result, peers = asyncio.run(scenario())
+    assert result.failed == 0 and result.df["completion_tokens"].eq(1).all()
+    assert len(peers) == 30
+    # Reading each body to its end (past [DONE]) hands the connection back open: 3 workers, 3 connections.
+    assert len(set(peers)) <= 3, f"{len(set(peers))} connections for 30 requests: bodies left unread"
+
+
+@pytest.mark.timeout(60)
+def test_a_stream_that_stops_is_a_read_timeout_not_a_hang():
+    async def scenario() -> measure.LoadResult:
+        stall = asyncio.Event()
+        runner, url = await _sse_server([], stall)
+        try:
+            return await measure.load_async(measure.Endpoint(url, timeout_s=0.5), ["hi"], requests=1)
+        finally:
+            stall.set()
+            await runner.cleanup()
+
+    result = asyncio.run(scenario())
+    assert result.failed == 1
+    assert result.df["error"].iloc[0].startswith("ReadTimeout: "), result.df["error"].iloc[0]
+    assert result.df["latency_s"].iloc[0] < 25  # ended by the 0.5 s read timeout, not the server's 30 s
+
+
+@pytest.mark.timeout(60)
+def test_verify_true_trusts_ssl_cert_file_as_httpx_does(tmp_path, monkeypatch):
+    from rhaii_nb.twin.pki import Pki
+
+    pki = Pki(tmp_path)
+    assert measure.ssl_context(False).verify_mode == ssl.CERT_NONE
+    assert measure.ssl_context(str(pki.ca_cert_path)).verify_mode == ssl.CERT_REQUIRED
+    with BackgroundReplicas("cpu-test", ssl_context=pki.server_ssl_context(["localhost"])) as running:
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_cert_path))
+        trusted = measure.load(running.urls[0], ["hello"], requests=1)
+        assert trusted.failed == 0, trusted.df["error"].iloc[0]
+        monkeypatch.delenv("SSL_CERT_FILE")
+        refused = measure.load(running.urls[0], ["hello"], requests=1)
+        assert refused.df["error"].iloc[0].startswith("ConnectError: ")
