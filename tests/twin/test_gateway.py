@@ -614,3 +614,26 @@ def test_the_kserve_controllers_route_is_understood(tmp_path: Path) -> None:
         assert match is not None, path
         assert (match.rule_index, match.upstream_path, match.backend_kind) == (rule, upstream, kind), path
     assert match_route(store, f"{BASE}x/v1/models") is None  # prefixes match whole path segments
+
+
+def test_parse_load_reads_the_three_gauges_of_a_replica_body_as_the_full_parser_does() -> None:
+    from rhaii_nb.twin.gateway.loads import KV_USAGE, RUNNING, WAITING, parse_load
+    from rhaii_nb.twin.inference.metrics import ReplicaMetrics
+
+    metrics = ReplicaMetrics("/mnt/models", block_size=128, num_blocks=1000)
+    metrics.bind_gauges(lambda: 3, lambda: 2, lambda: 0.25)
+    for _ in range(5):  # histograms and counters around the gauges, as a busy replica's body has
+        metrics.record_admission(1000, 512, 0.01)
+        metrics.record_first_token(0.2, 0.1)
+        metrics.record_finish("length", 16, 1.0)
+    body = metrics.exposition()[0].decode()
+    # A second label set (another served model name) is summed, as the EPP sums per endpoint.
+    body += 'vllm:num_requests_waiting{model_name="other"} 4.0\n'
+    full: dict[str, float] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name in (WAITING, RUNNING, KV_USAGE[0]):
+                full[sample.name] = full.get(sample.name, 0.0) + sample.value
+    load = parse_load(body)
+    assert (load.waiting, load.running, load.kv_usage) == (full[WAITING], full[RUNNING], full[KV_USAGE[0]])
+    assert (load.waiting, load.running, load.kv_usage) == (6.0, 3.0, 0.25)

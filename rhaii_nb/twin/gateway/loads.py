@@ -22,10 +22,30 @@ RUNNING = "vllm:num_requests_running"
 KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 
 
+_WANTED = frozenset((WAITING, RUNNING, *KV_USAGE))
+
+
+def _wanted_lines(text: str) -> str:
+    """Only the lines of the three gauges (samples and their ``# HELP``/``# TYPE``).
+
+    A vLLM body is ~130 samples, mostly histograms; parsing all of it every 75 ms per replica was
+    most of the twin's CPU under load, for three numbers.
+    """
+    kept = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            fields = line.split(None, 3)
+            if len(fields) >= 3 and fields[2] in _WANTED:
+                kept.append(line)
+        elif line.split("{", 1)[0].split(" ", 1)[0] in _WANTED:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def parse_load(text: str) -> EndpointLoad:
     """The load gauges from a vLLM ``/metrics`` body (summed over label sets, e.g. per model)."""
     values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(_wanted_lines(text)):
         for sample in family.samples:
             if sample.name in (WAITING, RUNNING, *KV_USAGE):
                 values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
