@@ -20,9 +20,12 @@ Response headers added: ``x-rhaii-replica`` (pod that served), ``x-gateway-desti
 (``<podIP>:<port>`` as the EPP names it), ``server: istio-envoy``, ``x-envoy-upstream-service-time``
 and, twin-only, ``x-rhaii-routing: cache-aware|round-robin`` (no such header exists on GKE).
 
-Routing follows what is applied: the store is read on every request (it is in memory), so deleting
-or re-applying an EnvoyFilter changes the very next request. To compare policies without touching
-the cluster, use ``rhaii_nb.twin.gateway.scheduler`` directly.
+Routing follows what is applied: what the gateway derives from the store (route, backend, whether
+the EPP is in the path, NetworkPolicy verdicts) is kept only while the store's resourceVersion stays
+the same (``RoutingMemo``), so deleting or re-applying an EnvoyFilter changes the very next request,
+and a request between two writes costs no store reads (each read copies objects: a few ms per
+request, more than the rest of the gateway). To compare policies without touching the cluster, use
+``rhaii_nb.twin.gateway.scheduler`` directly.
 """
 
 from __future__ import annotations
@@ -136,6 +139,36 @@ def _pod_name(pod: dict) -> str:
     return (pod.get("metadata") or {}).get("name", "?")
 
 
+class RoutingMemo:
+    """Answers derived from the store, reused until the next write.
+
+    Keyed by the store's resourceVersion (every committed write moves it) and the cluster's
+    ``networkPolicyEnforced``; the replica registry is not part of any memoised answer.
+    """
+
+    MAX_ENTRIES = 4096  # arbitrary request paths must not grow it without bound between writes
+
+    def __init__(self, ctx: TwinContext) -> None:
+        self.ctx = ctx
+        self._version: tuple[str, bool] | None = None
+        self._values: dict[tuple, Any] = {}
+
+    def get(self, key: tuple, compute: Any) -> Any:
+        """``compute()``'s value for ``key``, computed once per store version."""
+        version = (
+            self.ctx.store.resource_version,
+            bool((self.ctx.cluster or {}).get("networkPolicyEnforced", True)),
+        )
+        if version != self._version or len(self._values) >= self.MAX_ENTRIES:
+            self._values.clear()
+            self._version = version
+        try:
+            return self._values[key]
+        except KeyError:
+            value = self._values[key] = compute()
+            return value
+
+
 class GatewayState:
     """Everything the gateway keeps between requests: HTTP client, pickers, EPP instances."""
 
@@ -151,6 +184,7 @@ class GatewayState:
         self._modes: dict[tuple[str, str, int], str] = {}
         self._scraper: asyncio.Task | None = None
         self._ssl: ssl.SSLContext | None = None
+        self.memo = RoutingMemo(ctx)
 
     async def start(self, _app: web.Application) -> None:
         """Open the upstream client and start the EPP's metrics scraper."""
@@ -199,20 +233,27 @@ class GatewayState:
             log.info("route %s: %s routing%s", match.istio_route_name, mode, detail)
 
     async def _scrape_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
-                await self.scrape_once()
+                await self.scrape_once(spread_s=self.scrape_interval)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the scraper must survive anything a half-built cluster throws at it
                 log.exception("EPP metrics scrape failed")
-            await asyncio.sleep(self.scrape_interval)
+            await asyncio.sleep(max(0.0, started + self.scrape_interval - loop.time()))
 
-    async def scrape_once(self) -> None:
-        """One scrape of every active EPP's endpoints (what the EPP may reach under NetworkPolicies)."""
+    async def scrape_once(self, spread_s: float = 0.0) -> None:
+        """One scrape of every active EPP's endpoints (what the EPP may reach under NetworkPolicies).
+
+        The scrapes start ``spread_s / n`` apart instead of all at once: with many replicas a burst
+        of scrapes holds the event loop for milliseconds, and every request in flight waits for it.
+        Each endpoint's load is updated as soon as its own scrape lands."""
         if self.session is None:
             return
         now = time.monotonic()
+        jobs: list[tuple[EppInstance, ReplicaInfo]] = []
         live = {(r.namespace, r.pod_name) for r in self.ctx.replicas.all()}
         for inst in list(self.epps.values()):
             for name in inst.scheduler.index.endpoints():
@@ -225,20 +266,48 @@ class GatewayState:
             targets = [
                 r
                 for r in routing.ready_endpoints(self.ctx, inst.backend)
-                if netpol.flow_allowed(self.ctx, peer, self.pod_of(r), REPLICA_PORT).allowed
+                if self.flow_allowed(peer, r, REPLICA_PORT).allowed
             ]
-            results = await asyncio.gather(
-                *(scrape_load(self.session, r.base_url, self.ssl_for(r)) for r in targets)
-            )
-            fresh = {r.pod_name: load for r, load in zip(targets, results, strict=True) if load is not None}
-            inst.loads = fresh
+            wanted = {r.pod_name for r in targets}
+            for name in [n for n in inst.loads if n not in wanted]:
+                del inst.loads[name]  # gone, unready or no longer reachable: scorers see it idle
+            jobs += [(inst, r) for r in targets]
+        if not jobs:
+            return
+        gap = spread_s / len(jobs)
+        await asyncio.gather(
+            *(self._scrape_into(inst, info, index * gap) for index, (inst, info) in enumerate(jobs))
+        )
+
+    async def _scrape_into(self, inst: EppInstance, info: ReplicaInfo, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        assert self.session is not None
+        load = await scrape_load(self.session, info.base_url, self.ssl_for(info))
+        if load is None:
+            inst.loads.pop(info.pod_name, None)
+        else:
+            inst.loads[info.pod_name] = load
 
     def pod_of(self, info: ReplicaInfo) -> dict:
-        """The replica's pod object from the store (or its identity, if the store has none)."""
-        pod = routing.get_object(self.ctx.store, "", "v1", "pods", info.pod_name, info.namespace)
+        """The replica's pod object from the store (or its identity, if the store has none); read-only."""
+        pod = self.memo.get(
+            ("pod", info.namespace, info.pod_name),
+            lambda: routing.get_object(self.ctx.store, "", "v1", "pods", info.pod_name, info.namespace),
+        )
         if pod is not None:
             return pod
         return {"metadata": {"name": info.pod_name, "namespace": info.namespace, "labels": dict(info.labels)}}
+
+    def flow_allowed(self, src: netpol.PeerRef, info: ReplicaInfo, port: int) -> netpol.Verdict:
+        """NetworkPolicies' verdict on ``src`` → the replica's pod on ``port``."""
+        labels = tuple(sorted((src.labels or {}).items()))
+        key = ("flow", src.namespace, labels, src.ip, info.namespace, info.pod_name, port)
+        return self.memo.get(key, lambda: netpol.flow_allowed(self.ctx, src, self.pod_of(info), port))
+
+    def gateway_peer(self) -> netpol.PeerRef:
+        """The gateway pod as a NetworkPolicy source."""
+        return self.memo.get(("gateway-peer",), lambda: netpol.gateway_peer(self.ctx.store))
 
 
 STATE_KEY = web.AppKey("rhaii_gateway_state", GatewayState)
@@ -270,10 +339,11 @@ def _envoy_reply(status: int, text: str = "", extra: dict[str, str] | None = Non
 async def _proxy(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     ctx = state.ctx
-    match = routing.match_route(ctx.store, request.path)
+    memo = state.memo
+    match = memo.get(("route", request.path), lambda: routing.match_route(ctx.store, request.path))
     if match is None:
         return web.Response(status=NO_ROUTE_STATUS, headers={"server": "istio-envoy"})
-    backend = routing.resolve_backend(ctx.store, match)
+    backend = memo.get(("backend", match), lambda: routing.resolve_backend(ctx.store, match))
     if backend.error:
         log.warning("route %s: %s", match.istio_route_name, backend.error)
         return _envoy_reply(500)
@@ -282,7 +352,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
 
     mode, missing, first = "round-robin", [], None
     if backend.kind == "InferencePool":
-        epp = routing.epp_routing(ctx, match, backend)
+        epp = memo.get(("epp", match), lambda: routing.epp_routing(ctx, match, backend))
         missing = epp.missing
         if epp.active and endpoints and epp.epp_pod is not None:
             inst = state.epp_instance(backend, epp.epp_pod)
@@ -307,12 +377,11 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         info = by_name[name]
         if not info.ready:  # left the pool while we were choosing
             continue
-        pod = state.pod_of(info)
-        verdict = netpol.flow_allowed(ctx, netpol.gateway_peer(ctx.store), pod, match.port)
+        verdict = state.flow_allowed(state.gateway_peer(), info, match.port)
         if not verdict.allowed:
             log.info("gateway -> %s/%s:%d refused: %s", info.namespace, name, match.port, verdict.reason)
             continue
-        response = await _forward(request, state, match, info, pod, body, mode)
+        response = await _forward(request, state, match, info, state.pod_of(info), body, mode)
         if response is not None:
             return response
     return _envoy_reply(503, CONNECT_FAILURE)

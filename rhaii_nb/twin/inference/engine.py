@@ -10,7 +10,11 @@ Each scheduler step (one ``asyncio.sleep``) does what one vLLM engine step does:
 3. the admitted requests emit their first token (and their prompt blocks become cache entries),
    the running ones one more token; finished requests release their blocks.
 
-Latency is real wall time and is never scaled by the twin's ``time_scale``.
+Latency is real wall time and is never scaled by the twin's ``time_scale``. Back-to-back steps are
+timed against their planned end, not from when the event loop happened to wake: a timer fires up to
+~1 ms late (epoll's millisecond resolution plus the loop's own work), and over a request's steps that
+lateness would add up to latency the profile does not model. Only lateness up to ``CATCH_UP_S`` is
+made up; a longer stall (a busy machine) is not compressed out of later steps.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class EngineFull(Exception):
 
 
 _DONE = None  # end-of-stream marker in a request's token queue
+CATCH_UP_S = 0.002  # timer lateness a step may absorb from the previous one
 
 
 @dataclass(eq=False)
@@ -91,6 +96,7 @@ class Engine:
         self._running: list[EngineRequest] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._step_end: float | None = None  # loop time the previous step was planned to end
         self.steps = 0
         self.max_batch_seen = 0
 
@@ -182,6 +188,7 @@ class Engine:
             self._reap_aborted()
             if not self._waiting and not self._running:
                 self._wake.clear()
+                self._step_end = None
                 await self._wake.wait()
                 continue
             admitted = self._admit()
@@ -189,11 +196,12 @@ class Engine:
             if not admitted and not decoding:
                 # Only blocked or aborted requests are waiting; wait for something to change.
                 self._wake.clear()
+                self._step_end = None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.05)
                 continue
             self.max_batch_seen = max(self.max_batch_seen, len(decoding) + len(admitted))
-            await asyncio.sleep(self._step_seconds(admitted, decoding))
+            await self._sleep_step(self._step_seconds(admitted, decoding))
             self.steps += 1
             now = time.monotonic()
             for request in admitted:
@@ -206,6 +214,15 @@ class Engine:
             for request in [r for r in self._running if r.done]:
                 self._running.remove(request)
                 self._end(request, aborted=request.aborted)
+
+    async def _sleep_step(self, seconds: float) -> None:
+        """Sleep until the step's planned end: the previous step's planned end (if the loop woke at most
+        ``CATCH_UP_S`` after it) or now, plus ``seconds``."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = self._step_end if self._step_end is not None and now - self._step_end <= CATCH_UP_S else now
+        self._step_end = start + seconds
+        await asyncio.sleep(max(0.0, self._step_end - now))
 
     def _reap_aborted(self) -> None:
         for request in [r for r in self._running if r.aborted]:

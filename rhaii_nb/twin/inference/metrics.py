@@ -6,7 +6,8 @@ series carries the ``model_name`` label. Gauges are read from the engine at scra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -78,6 +79,7 @@ class ReplicaMetrics:
             "Histogram of time spent in PREFILL phase for request.",
             REQUEST_LATENCY_BUCKETS,
         )
+        self._token_series: tuple[Any, Any] | None = None
         cache_info = Info("vllm:cache_config", "Information of the LLMEngine CacheConfig", registry=reg)
         cache_info.info({"block_size": str(block_size), "num_gpu_blocks": str(num_blocks),
                          "enable_prefix_caching": "True"})  # fmt: skip
@@ -106,9 +108,14 @@ class ReplicaMetrics:
         self.prefill_time.labels(model_name=self.model_name).observe(prefill_s)
 
     def record_token_gap(self, gap_s: float) -> None:
-        """One more output token after ``gap_s`` seconds."""
-        self.itl.labels(model_name=self.model_name).observe(gap_s)
-        self.tpot.labels(model_name=self.model_name).observe(gap_s)
+        """One more output token after ``gap_s`` seconds (per token: the labelled series are kept)."""
+        if self._token_series is None:
+            self._token_series = (
+                self.itl.labels(model_name=self.model_name),
+                self.tpot.labels(model_name=self.model_name),
+            )
+        for series in self._token_series:
+            series.observe(gap_s)
 
     def record_finish(self, finish_reason: str, output_tokens: int, e2e_s: float) -> None:
         """A request finished normally."""
@@ -117,6 +124,9 @@ class ReplicaMetrics:
         self.request_success.labels(model_name=name, finish_reason=finish_reason).inc()
         self.e2e.labels(model_name=name).observe(e2e_s)
 
-    def exposition(self) -> tuple[bytes, str]:
-        """The Prometheus text body and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def exposition(self, names: Iterable[str] = ()) -> tuple[bytes, str]:
+        """The Prometheus text body and its content type; only the families in ``names`` when given
+        (prometheus_client's ``?name[]=...`` filter, which vLLM's ``/metrics`` app honours too)."""
+        wanted = list(names)
+        registry = self.registry.restricted_registry(wanted) if wanted else self.registry
+        return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,7 +1,8 @@
 """The vLLM-like replica server: vLLM's OpenAI-compatible HTTP API over the engine and prefix cache.
 
 Endpoints (as vLLM's ``api_server``): ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``,
-``POST /v1/chat/completions`` (JSON or SSE streaming ending with ``data: [DONE]``), ``GET /metrics``,
+``POST /v1/chat/completions`` (JSON or SSE streaming ending with ``data: [DONE]``), ``GET /metrics``
+(``?name[]=<family>`` keeps only those families, as prometheus_client's exposition does),
 and the development endpoint ``POST /reset_prefix_cache``. Errors use vLLM's body
 ``{"error": {"message", "type", "param", "code"}}``. Responses carry ``x-inference-pod`` naming the
 replica, as llm-d-inference-sim does (the gateway adds ``x-rhaii-replica``).
@@ -245,8 +246,8 @@ class _Handlers:
         ]
         return web.json_response({"object": "list", "data": data}, headers=self._headers())
 
-    async def metrics(self, _: web.Request) -> web.Response:
-        body, content_type = self.state.metrics.exposition()
+    async def metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.state.metrics.exposition(request.query.getall("name[]", []))
         response = web.Response(body=body, headers=self._headers())
         response.headers["Content-Type"] = content_type
         return response
