@@ -137,8 +137,11 @@ def _rule_no_service(params: Any, view: ClusterView) -> list[Finding]:
 
 def _rule_init_failing(params: Any, view: ClusterView) -> list[Finding]:
     """Init:Error / Init:CrashLoopBackOff: a 401 in the storage-initializer's log is a bad HF token."""
+    # An init container that keeps failing is caught between attempts too (Init:0/1 with restarts).
     failing = [
-        p for p in view.pods if p["stage"].startswith("Init:") and re.search("Crash|Error", p["stage"])
+        p
+        for p in view.pods
+        if p["stage"].startswith("Init:") and (re.search("Crash|Error", p["stage"]) or p["restarts"])
     ]
     for pod in failing:
         hits = [

@@ -259,10 +259,19 @@ def _read_logs(session: Any, params: Any, view: ClusterView) -> None:
         stage = pod["stage"]
         containers = ["storage-initializer"] if stage.startswith("Init:") else ["main"]
         for container in containers:
-            with contextlib.suppress(Exception):  # a container that has not started has no log yet
-                view.logs[f"{pod['name']}/{container}"] = tail(
-                    session, pod["name"], params.namespace, container=container, lines=LOG_LINES
-                )
+            lines: list[str] = []
+            # A crash-looping container may be between attempts: its crashed run's log tells why.
+            for previous in (True, False) if pod["restarts"] else (False,):
+                with contextlib.suppress(Exception):  # a container that has not started has no log yet
+                    lines += tail(
+                        session,
+                        pod["name"],
+                        params.namespace,
+                        container=container,
+                        lines=LOG_LINES,
+                        previous=previous,
+                    )
+            view.logs[f"{pod['name']}/{container}"] = lines
 
 
 def _one_request(base_url: str, model: str, timeout: float) -> dict[str, Any]:
