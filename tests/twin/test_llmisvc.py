@@ -319,7 +319,11 @@ def test_epp_sidecar_injection_gives_two_of_two(tmp_path: Path):
             sidecar = next(c for c in spec["initContainers"] if c["name"] == "istio-proxy")
             assert sidecar["restartPolicy"] == "Always"
             assert pods[0]["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
-            assert (get(ctx, "deployments", epp, group="apps")["status"]["readyReplicas"]) == 1
+            # The Deployment's status catches up with its pods (the old pod's removal) eventually.
+            await wait_for(
+                lambda: get(ctx, "deployments", epp, group="apps")["status"].get("readyReplicas") == 1,
+                "EPP Deployment readyReplicas back to 1 after the roll",
+            )
             # The controller leaves the patched label alone (another manager owns it).
             await asyncio.sleep(0.2)
             template = get(ctx, "deployments", epp, group="apps")["spec"]["template"]
