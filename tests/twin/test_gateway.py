@@ -637,3 +637,26 @@ def test_parse_load_reads_the_three_gauges_of_a_replica_body_as_the_full_parser_
     load = parse_load(body)
     assert (load.waiting, load.running, load.kv_usage) == (full[WAITING], full[RUNNING], full[KV_USAGE[0]])
     assert (load.waiting, load.running, load.kv_usage) == (6.0, 3.0, 0.25)
+
+
+def test_routing_answers_are_reused_until_the_store_or_enforcement_changes(tmp_path: Path) -> None:
+    """The gateway's memo: one computation per store version; any write or a flip of NetworkPolicy
+    enforcement starts over (the request after a write sees it)."""
+    from rhaii_nb.twin.gateway.server import RoutingMemo
+
+    store = Store()
+    ctx = TwinContext(store=store, home=tmp_path)
+    memo = RoutingMemo(ctx)
+    computed: list[int] = []
+
+    def compute() -> int:
+        computed.append(1)
+        return len(computed)
+
+    assert [memo.get(("route", "/a"), compute) for _ in range(3)] == [1, 1, 1]
+    assert memo.get(("route", "/b"), compute) == 2  # another key, same version
+    store.create(store.resource("", "v1", "namespaces"), {"metadata": {"name": "written"}})
+    assert memo.get(("route", "/a"), compute) == 3
+    ctx.cluster = {"name": "c", "networkPolicyEnforced": False}
+    assert memo.get(("route", "/a"), compute) == 4
+    assert memo.get(("route", "/a"), compute) == 4

@@ -436,6 +436,27 @@ def test_metrics_use_vllm_names_and_count_prefix_cache_tokens():
 
 
 @pytest.mark.timeout(60)
+def test_metrics_name_filter_keeps_only_the_asked_families():
+    """``/metrics?name[]=...`` as prometheus_client serves it (what the twin's EPP scrape asks for)."""
+    wanted = ["vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"]
+
+    async def scenario() -> tuple[dict, dict]:
+        async with serving() as (_server, client):
+            payload = {"model": MODEL, "prompt": "hello there", "max_tokens": 2}
+            assert (await client.post("/v1/completions", json=payload)).status_code == 200
+            full = _metrics((await client.get("/metrics")).text)
+            some = _metrics((await client.get("/metrics", params=[("name[]", n) for n in wanted])).text)
+            return full, some
+
+    full, some = asyncio.run(scenario())
+    assert sorted(some) == sorted(wanted)
+    assert len(full) > 10 and set(wanted) < set(full)
+    assert [s.value for s in some["vllm:kv_cache_usage_perc"]] == [
+        s.value for s in full["vllm:kv_cache_usage_perc"]
+    ]
+
+
+@pytest.mark.timeout(60)
 def test_https_with_a_twin_ca_certificate(tmp_path):
     from rhaii_nb.twin.pki import Pki
 
