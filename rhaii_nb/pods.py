@@ -1,9 +1,8 @@
 """Pod lifecycle tracking: stages as ``kubectl get pods`` names them, a live table, waits that explain.
 
-:func:`pod_stage` is kubectl's STATUS column (``printPod`` in kubernetes
-``pkg/printers/internalversion/printers.go``) ported line by line: ``Init:N/M``,
-``Init:CrashLoopBackOff``, ``PodInitializing``, ``ContainerCreating``, ``Running``, ``Completed``,
-``Error``, ``Terminating``, ``NotReady``...
+:func:`pod_stage`, :func:`ready_containers` and :func:`restarts` are kubectl's STATUS, READY and
+RESTARTS columns, computed by :func:`rhaii_nb.podstatus.kubectl_columns` (kubectl's ``printPod``
+ported branch for branch; the twin's server-side printer uses the same function).
 
 :class:`PodTracker` lists then watches pods (``kubernetes.watch.Watch`` resuming from the last
 resourceVersion, re-listing on 410 Gone), records every stage transition with its time (a DataFrame
@@ -22,109 +21,14 @@ from typing import Any
 import pandas as pd
 
 from rhaii_nb.display import Live, elapsed
+from rhaii_nb.podstatus import KubectlColumns as KubectlColumns  # re-exported for callers of pods
+from rhaii_nb.podstatus import human_duration, kubectl_columns, parse_time
 
 Pod = dict[str, Any]
 
 
 class WaitTimeout(TimeoutError):
     """A wait ran out of time; the message says what was still missing and shows recent events."""
-
-
-# --- kubectl's STATUS column --------------------------------------------------------------------
-
-
-def _restartable(container: dict[str, Any] | None) -> bool:
-    """A sidecar init container (``restartPolicy: Always``)."""
-    return bool(container) and container.get("restartPolicy") == "Always"
-
-
-def _condition_true(pod: Pod, kind: str) -> bool:
-    return any(
-        c.get("type") == kind and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
-@dataclass(frozen=True)
-class KubectlColumns:
-    """What ``kubectl get pods`` shows for a pod: READY (ready/total), STATUS, RESTARTS."""
-
-    ready: int
-    total: int
-    status: str
-    restarts: int
-
-
-def kubectl_columns(pod: Pod) -> KubectlColumns:
-    """READY, STATUS and RESTARTS computed as kubectl's ``printPod`` does, branch for branch."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    metadata = pod.get("metadata") or {}
-    phase = status.get("phase") or ""
-    reason = status.get("reason") or phase
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-
-    init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
-    init_count = len(spec.get("initContainers") or [])
-    total = len(spec.get("containers") or []) + sum(1 for c in init_specs.values() if _restartable(c))
-    ready = restarts = sidecar_restarts = 0
-    initializing = False
-    for index, container in enumerate(status.get("initContainerStatuses") or []):
-        state = container.get("state") or {}
-        terminated, waiting = state.get("terminated"), state.get("waiting")
-        sidecar = _restartable(init_specs.get(container.get("name")))
-        restarts += int(container.get("restartCount") or 0)
-        if sidecar:
-            sidecar_restarts += int(container.get("restartCount") or 0)
-        if terminated is not None and terminated.get("exitCode", 0) == 0:
-            continue
-        if sidecar and container.get("started"):
-            if container.get("ready"):
-                ready += 1
-            continue
-        if terminated is not None:
-            if not terminated.get("reason"):
-                if terminated.get("signal"):
-                    reason = f"Init:Signal:{terminated['signal']}"
-                else:
-                    reason = f"Init:ExitCode:{terminated.get('exitCode', 0)}"
-            else:
-                reason = "Init:" + terminated["reason"]
-        elif waiting is not None and waiting.get("reason") and waiting.get("reason") != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{init_count}"
-        initializing = True
-        break
-
-    if not initializing or _condition_true(pod, "Initialized"):
-        restarts = sidecar_restarts
-        has_running = False
-        for container in reversed(status.get("containerStatuses") or []):
-            restarts += int(container.get("restartCount") or 0)
-            state = container.get("state") or {}
-            waiting, terminated = state.get("waiting"), state.get("terminated")
-            if waiting is not None and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif terminated is not None:
-                if terminated.get("signal"):
-                    reason = f"Signal:{terminated['signal']}"
-                else:
-                    reason = f"ExitCode:{terminated.get('exitCode', 0)}"
-            elif container.get("ready") and state.get("running") is not None:
-                has_running = True
-                ready += 1
-        if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
-
-    if metadata.get("deletionTimestamp") and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif metadata.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
-    return KubectlColumns(ready, total, reason, restarts)
 
 
 def pod_stage(pod: Pod) -> str:
@@ -144,29 +48,17 @@ def restarts(pod: Pod) -> int:
 
 
 def _created(pod: Pod) -> dt.datetime | None:
-    stamp = (pod.get("metadata") or {}).get("creationTimestamp")
-    if isinstance(stamp, dt.datetime):
-        return stamp
-    if isinstance(stamp, str) and stamp:
-        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return None
+    return parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
 
 
 def human_age(since: dt.datetime | None, now: dt.datetime | None = None) -> str:
-    """kubectl-style age: ``45s``, ``3m12s``, ``2h5m``, ``3d``."""
+    """kubectl's AGE (apimachinery ``HumanDuration``): ``45s``, ``3m12s``, ``125m``, ``3h1m``, ``3d``.
+
+    A start slightly in the future (clock skew with the cluster) reads ``0s``, not kubectl's ``<invalid>``.
+    """
     if since is None:
         return "<unknown>"
-    seconds = int(((now or dt.datetime.now(dt.UTC)) - since).total_seconds())
-    seconds = max(seconds, 0)
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        return f"{minutes}m{seconds % 60}s"
-    if minutes < 180:
-        return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60}m"
-    hours = minutes // 60
-    return f"{hours}h" if hours < 48 else f"{hours // 24}d"
+    return human_duration(max(((now or dt.datetime.now(dt.UTC)) - since).total_seconds(), 0))
 
 
 def pod_row(pod: Pod) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from rhaii_nb.podstatus import human_duration, kubectl_columns
 from rhaii_nb.twin.kube.paths import parse_resource_path
-from rhaii_nb.twin.kube.printers import custom_printer, human_duration, pod_status_reason, printer_for
+from rhaii_nb.twin.kube.printers import custom_printer, printer_for
 from rhaii_nb.twin.kube.tables import to_table, wants_table
 from rhaii_nb.twin.resources import builtin_resource_types, resource_types_from_crd
 
@@ -146,8 +147,8 @@ INIT_DONE = {
     ],
 )
 def test_pod_status_matches_kubectl(obj: dict[str, Any], expected: tuple[str, int, int, int]) -> None:
-    reason, ready, total, restarts, _last = pod_status_reason(obj)
-    assert (reason, ready, total, restarts) == expected
+    columns = kubectl_columns(obj)
+    assert (columns.status, columns.ready, columns.total, columns.restarts) == expected
 
 
 def test_pod_row_shows_restarts_with_age_of_last_restart() -> None:

@@ -1,8 +1,9 @@
 """Server-side printing: the columns kube-apiserver's printers produce for ``kubectl get``.
 
 Ports of ``pkg/printers/internalversion/printers.go`` for the kinds the runbook shows (the pod
-STATUS logic in particular, which trainees read), and of the apiextensions table convertor for
-custom resources (``additionalPrinterColumns`` evaluated as JSONPath).
+READY/STATUS/RESTARTS logic, which trainees read, is :func:`rhaii_nb.podstatus.kubectl_columns`,
+shared with the notebook side), and of the apiextensions table convertor for custom resources
+(``additionalPrinterColumns`` evaluated as JSONPath).
 """
 
 from __future__ import annotations
@@ -11,52 +12,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from rhaii_nb.podstatus import condition_true, human_duration, kubectl_columns, parse_time
 from rhaii_nb.twin.resources import ResourceType
 
 Column = dict[str, Any]
 Printer = Callable[[dict[str, Any]], list[Any]]
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    """Parse an RFC 3339 timestamp (``2024-01-01T00:00:00Z``, with optional fraction); None if absent."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def human_duration(seconds: float) -> str:
-    """``k8s.io/apimachinery/pkg/util/duration.HumanDuration``."""
-    secs = int(seconds)
-    if secs < -1:
-        return "<invalid>"
-    if secs < 0:
-        return "0s"
-    if secs < 120:
-        return f"{secs}s"
-    minutes = secs // 60
-    if minutes < 10:
-        rest = secs % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = secs // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if rest == 0 else f"{hours // 24 // 365}y{rest}d"
-    return f"{hours // 24 // 365}y"
 
 
 def age(timestamp: str | None) -> str:
@@ -89,126 +49,24 @@ def _created(obj: dict[str, Any]) -> str:
 # ---- pods -------------------------------------------------------------------------------------
 
 
-def _restartable_init(container: dict[str, Any] | None) -> bool:
-    return bool(container) and container.get("restartPolicy") == "Always"
-
-
-def _condition_true(status: dict[str, Any], type_: str) -> bool:
-    return any(c.get("type") == type_ and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def _later(current: dt.datetime | None, candidate: str | None) -> dt.datetime | None:
-    when = parse_time(candidate)
-    if when is None:
-        return current
-    return when if current is None or when > current else current
-
-
-def pod_status_reason(pod: dict[str, Any]) -> tuple[str, int, int, int, dt.datetime | None]:
-    """``(STATUS, ready, total, restarts, last restart)`` exactly as kubectl's pod printer computes them."""
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    phase = status.get("phase") or ""
-    reason = status.get("reason") or phase
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-    init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
-    total = len(spec.get("containers") or []) + sum(1 for c in init_specs.values() if _restartable_init(c))
-    ready = restarts = sidecar_restarts = 0
-    last_restart: dt.datetime | None = None
-    last_sidecar_restart: dt.datetime | None = None
-
-    initializing = False
-    init_statuses = status.get("initContainerStatuses") or []
-    for index, container in enumerate(init_statuses):
-        restarts += int(container.get("restartCount") or 0)
-        last_terminated = (container.get("lastState") or {}).get("terminated")
-        if last_terminated:
-            last_restart = _later(last_restart, last_terminated.get("finishedAt"))
-        sidecar = _restartable_init(init_specs.get(container.get("name")))
-        if sidecar:
-            sidecar_restarts += int(container.get("restartCount") or 0)
-            if last_terminated:
-                last_sidecar_restart = _later(last_sidecar_restart, last_terminated.get("finishedAt"))
-        state = container.get("state") or {}
-        terminated, waiting = state.get("terminated"), state.get("waiting")
-        if terminated is not None and int(terminated.get("exitCode") or 0) == 0:
-            continue
-        if sidecar and container.get("started"):
-            if container.get("ready"):
-                ready += 1
-            continue
-        if terminated is not None:
-            if not terminated.get("reason"):
-                if terminated.get("signal"):
-                    reason = f"Init:Signal:{terminated['signal']}"
-                else:
-                    reason = f"Init:ExitCode:{terminated.get('exitCode', 0)}"
-            else:
-                reason = "Init:" + terminated["reason"]
-        elif waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{len(spec.get('initContainers') or [])}"
-        initializing = True
-        break
-
-    if not initializing or _condition_true(status, "Initialized"):
-        restarts, last_restart = sidecar_restarts, last_sidecar_restart
-        has_running = False
-        for container in reversed(status.get("containerStatuses") or []):
-            restarts += int(container.get("restartCount") or 0)
-            last_terminated = (container.get("lastState") or {}).get("terminated")
-            if last_terminated:
-                last_restart = _later(last_restart, last_terminated.get("finishedAt"))
-            state = container.get("state") or {}
-            waiting, terminated = state.get("waiting"), state.get("terminated")
-            if waiting is not None and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif terminated is not None:
-                if terminated.get("signal"):
-                    reason = f"Signal:{terminated['signal']}"
-                else:
-                    reason = f"ExitCode:{terminated.get('exitCode', 0)}"
-            elif container.get("ready") and state.get("running") is not None:
-                has_running = True
-                ready += 1
-        if reason == "Completed" and has_running:
-            reason = (
-                "Running"
-                if any(c.get("type") == "Ready" for c in status.get("conditions") or [])
-                else "NotReady"
-            )
-
-    deleting = _meta(pod).get("deletionTimestamp")
-    if deleting and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif deleting and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
-    return reason, ready, total, restarts, last_restart
-
-
 def _pod_row(pod: dict[str, Any]) -> list[Any]:
-    reason, ready, total, restarts, last_restart = pod_status_reason(pod)
-    restarts_cell = str(restarts)
-    if restarts and last_restart is not None:
-        since = (dt.datetime.now(dt.UTC) - last_restart).total_seconds()
-        restarts_cell = f"{restarts} ({human_duration(since)} ago)"
+    columns = kubectl_columns(pod)
+    restarts_cell = str(columns.restarts)
+    if columns.restarts and columns.last_restart is not None:
+        since = (dt.datetime.now(dt.UTC) - columns.last_restart).total_seconds()
+        restarts_cell = f"{columns.restarts} ({human_duration(since)} ago)"
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     ips = status.get("podIPs") or []
     gates = spec.get("readinessGates") or []
     if gates:
-        passing = sum(1 for gate in gates if _condition_true(status, gate.get("conditionType", "")))
+        passing = sum(1 for gate in gates if condition_true(status, gate.get("conditionType", "")))
         gates_cell = f"{passing}/{len(gates)}"
     else:
         gates_cell = "<none>"
     return [
         _meta(pod).get("name"),
-        f"{ready}/{total}",
-        reason,
+        f"{columns.ready}/{columns.total}",
+        columns.status,
         restarts_cell,
         _created(pod),
         (ips[0].get("ip") if ips else status.get("podIP")) or "<none>",
