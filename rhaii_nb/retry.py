@@ -276,13 +276,34 @@ def call_with_retry(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _httpx_verdict(response: httpx.Response | None, error: Exception | None) -> tuple[bool, float | None]:
+def _httpx_pause(
+    policy: Backoff, attempt: int, started: float, response: httpx.Response | None, error: Exception | None
+) -> float | None:
+    """Seconds to wait before trying again, or None when this answer (or error) goes to the caller.
+
+    Retries transport errors and 429/5xx (honouring Retry-After) while attempts and the total budget
+    last; a retry is counted in :data:`STATS`.
+    """
     if error is not None:
-        return isinstance(error, httpx.TransportError), None
+        retry, after = isinstance(error, httpx.TransportError), None
+    else:
+        assert response is not None
+        retry = response.status_code in RETRYABLE_STATUS
+        after = parse_retry_after(response.headers.get("Retry-After")) if retry else None
+    pause = policy.delay(attempt, after)
+    out_of_budget = time.monotonic() - started + pause > policy.max_total_s
+    if not retry or attempt == policy.max_attempts or out_of_budget:
+        return None
+    STATS.add("httpx", f"HTTP {response.status_code}" if response is not None else type(error).__name__)
+    return pause
+
+
+def _httpx_final(response: httpx.Response | None, error: Exception | None) -> httpx.Response:
+    """The last attempt's outcome for the caller: its error raised, or its answer."""
+    if error is not None:
+        raise error
     assert response is not None
-    if response.status_code in RETRYABLE_STATUS:
-        return True, parse_retry_after(response.headers.get("Retry-After"))
-    return False, None
+    return response
 
 
 class RetryTransport(httpx.BaseTransport):
@@ -306,19 +327,11 @@ class RetryTransport(httpx.BaseTransport):
                 response = self.inner.handle_request(request)
             except httpx.TransportError as exc:
                 error = exc
-            retry, after = _httpx_verdict(response, error)
-            pause = self.policy.delay(attempt, after)
-            out_of_budget = time.monotonic() - started + pause > self.policy.max_total_s
-            if not retry or attempt == self.policy.max_attempts or out_of_budget:
-                if error is not None:
-                    raise error
-                assert response is not None
-                return response
+            pause = _httpx_pause(self.policy, attempt, started, response, error)
+            if pause is None:
+                return _httpx_final(response, error)
             if response is not None:
                 response.close()
-            STATS.add(
-                "httpx", f"HTTP {response.status_code}" if response is not None else type(error).__name__
-            )
             time.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -348,19 +361,11 @@ class AsyncRetryTransport(httpx.AsyncBaseTransport):
                 response = await self.inner.handle_async_request(request)
             except httpx.TransportError as exc:
                 error = exc
-            retry, after = _httpx_verdict(response, error)
-            pause = self.policy.delay(attempt, after)
-            out_of_budget = time.monotonic() - started + pause > self.policy.max_total_s
-            if not retry or attempt == self.policy.max_attempts or out_of_budget:
-                if error is not None:
-                    raise error
-                assert response is not None
-                return response
+            pause = _httpx_pause(self.policy, attempt, started, response, error)
+            if pause is None:
+                return _httpx_final(response, error)
             if response is not None:
                 await response.aclose()
-            STATS.add(
-                "httpx", f"HTTP {response.status_code}" if response is not None else type(error).__name__
-            )
             await asyncio.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 

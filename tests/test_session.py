@@ -21,7 +21,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import container_v1
 
-from rhaii_nb.retry import STATS, Backoff, RetryTransport, google_retry, urllib3_retry
+from rhaii_nb.retry import STATS, AsyncRetryTransport, Backoff, RetryTransport, google_retry, urllib3_retry
 from rhaii_nb.twin.flaky import flaky_middleware
 
 FAST = Backoff(base_s=0.01, cap_s=0.05, max_attempts=8, max_total_s=20)
@@ -183,6 +183,23 @@ def test_httpx_transport_retries_and_honours_retry_after(flaky_server: Server) -
     attempts = [t for path, t, _ in flaky_server.hits if path == "/twin/once"]
     assert len(attempts) == 2
     assert attempts[1] - attempts[0] >= 0.95
+
+
+@pytest.mark.timeout(60)
+def test_async_httpx_transport_retries_5xx_and_passes_4xx_through(flaky_server: Server) -> None:
+    async def run() -> tuple[list[int], int]:
+        async with httpx.AsyncClient(transport=AsyncRetryTransport(policy=FAST)) as client:
+            echoes = [(await client.get(f"{flaky_server.url}/echo")).status_code for _ in range(20)]
+            forbidden = await client.get(f"{flaky_server.url}/api/v1/namespaces/forbidden")
+            return echoes, forbidden.status_code
+
+    failures_before = _failures(flaky_server, "/echo")
+    hits_before = len([h for h in flaky_server.hits if h[0].endswith("/forbidden") and h[2] == 403])
+    echoes, forbidden = asyncio.run(run())
+    assert echoes == [200] * 20 and _failures(flaky_server, "/echo") > failures_before
+    assert forbidden == 403
+    answered_403 = len([h for h in flaky_server.hits if h[0].endswith("/forbidden") and h[2] == 403])
+    assert answered_403 - hits_before == 1  # a 4xx other than 429 is answered, never retried
 
 
 def test_backoff_grows_caps_and_obeys_retry_after() -> None:
