@@ -58,6 +58,19 @@ class StepRecord:
 
 
 @dataclass
+class _StepClock:
+    """Times one lifecycle step: wall-clock start and end for the record, monotonic for its length."""
+
+    begun: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+
+    def record(self, step: str, target: str, action: str, **extra: Any) -> StepRecord:
+        """The step's :class:`StepRecord`, ending now."""
+        seconds = round(time.monotonic() - self.started, 2)
+        return StepRecord(step, target, action, seconds, self.begun, time.time(), **extra)
+
+
+@dataclass
 class ClusterRecord:
     """Result of :func:`create`: the steps and the differences found on adopted objects."""
 
@@ -221,7 +234,7 @@ def create(session: Any, params: Any, *, timeout: float | None = None, show: boo
     steps: list[StepRecord] = []
     notes: list[str] = []
 
-    begun, t0 = time.time(), time.monotonic()
+    clock = _StepClock()
     cluster = session.get_cluster()
     if cluster is None:
         op = _create_or_busy(
@@ -252,17 +265,7 @@ def create(session: Any, params: Any, *, timeout: float | None = None, show: boo
         deadline - time.monotonic(),
         show,
     )
-    steps.append(
-        StepRecord(
-            "cluster",
-            params.cluster_name,
-            action,
-            round(time.monotonic() - t0, 2),
-            begun,
-            time.time(),
-            notes=notes,
-        )
-    )
+    steps.append(clock.record("cluster", params.cluster_name, action, notes=notes))
     session.reset_kube()  # the Kubernetes endpoint exists now (or changed)
 
     steps.append(_ensure_node_pool(session, params, deadline, show))
@@ -290,7 +293,7 @@ def get_node_pool(session: Any, params: Any) -> container_v1.NodePool | None:
 
 
 def _ensure_node_pool(session: Any, params: Any, deadline: float, show: bool) -> StepRecord:
-    begun, t0 = time.time(), time.monotonic()
+    clock = _StepClock()
     notes: list[str] = []
     pool = get_node_pool(session, params)
     what = f"node pool {params.node_pool} ({params.num_nodes}× {params.machine_type}, {params.tpu_topology})"
@@ -328,16 +331,7 @@ def _ensure_node_pool(session: Any, params: Any, deadline: float, show: bool) ->
         notes.append(f"only {nodes}/{params.num_nodes} nodes exist (quota or capacity)")
     if action == "created":
         _ledger_add(session, params, "create", nodes if nodes is not None else params.num_nodes)
-    return StepRecord(
-        "node pool",
-        params.node_pool,
-        action,
-        round(time.monotonic() - t0, 2),
-        begun,
-        time.time(),
-        node_count=nodes,
-        notes=notes,
-    )
+    return clock.record("node pool", params.node_pool, action, node_count=nodes, notes=notes)
 
 
 def current_node_count(session: Any, params: Any) -> int | None:
@@ -392,7 +386,7 @@ def resize(
     if node_count < 0:
         raise ValueError(f"node_count must be ≥ 0, not {node_count}")
     timeout = timeout if timeout is not None else params.wait_s("cluster_timeout_s")
-    begun, t0 = time.time(), time.monotonic()
+    clock = _StepClock()
     if get_node_pool(session, params) is None:
         raise ClusterMismatch(
             f"Node pool {params.node_pool} does not exist. Fix: create it first (cluster.create)."
@@ -405,13 +399,10 @@ def resize(
         session, op, f"resizing {params.node_pool} to {node_count} nodes", timeout, show=show
     )
     _ledger_add(session, params, "resize", node_count)
-    return StepRecord(
+    return clock.record(
         "resize",
         params.node_pool,
         "resized",
-        round(time.monotonic() - t0, 2),
-        begun,
-        time.time(),
         node_count=node_count,
         notes=[done.status_message] if done.status_message else [],
     )
@@ -442,23 +433,15 @@ def delete_node_pool(
     """Delete the TPU node pool (stops the TPU cost, keeps the cluster); only in a cluster we created."""
     _require_confirm(confirm, f"node pool {params.node_pool}")
     timeout = timeout if timeout is not None else params.wait_s("delete_timeout_s")
-    begun, t0 = time.time(), time.monotonic()
+    clock = _StepClock()
     cluster = session.get_cluster()
     if cluster is None or get_node_pool(session, params) is None:
-        return StepRecord("delete node pool", params.node_pool, "absent", 0.0, begun, time.time())
+        return clock.record("delete node pool", params.node_pool, "absent")
     _require_ours(cluster, params)
     op = session.gke.delete_node_pool(name=_pool_name(session, params), retry=session.gcp.retry)
     wait_operation(session, op, f"deleting node pool {params.node_pool}", timeout, show=show)
     _ledger_add(session, params, "delete", 0)
-    return StepRecord(
-        "delete node pool",
-        params.node_pool,
-        "deleted",
-        round(time.monotonic() - t0, 2),
-        begun,
-        time.time(),
-        node_count=0,
-    )
+    return clock.record("delete node pool", params.node_pool, "deleted", node_count=0)
 
 
 def delete(
@@ -467,10 +450,10 @@ def delete(
     """Delete the cluster (and its pools) — only if labelled ``created-by=rhaii-nb`` and ``confirm=True``."""
     _require_confirm(confirm, f"cluster {params.cluster_name}")
     timeout = timeout if timeout is not None else params.wait_s("delete_timeout_s")
-    begun, t0 = time.time(), time.monotonic()
+    clock = _StepClock()
     cluster = session.get_cluster()
     if cluster is None:
-        return StepRecord("delete cluster", params.cluster_name, "absent", 0.0, begun, time.time())
+        return clock.record("delete cluster", params.cluster_name, "absent")
     _require_ours(cluster, params)
     try:
         op = session.gke.delete_cluster(name=session.cluster_path, retry=session.gcp.retry)
@@ -479,15 +462,7 @@ def delete(
         pass  # deleted meanwhile
     session.reset_kube()
     _ledger_add(session, params, "delete", 0)
-    return StepRecord(
-        "delete cluster",
-        params.cluster_name,
-        "deleted",
-        round(time.monotonic() - t0, 2),
-        begun,
-        time.time(),
-        node_count=0,
-    )
+    return clock.record("delete cluster", params.cluster_name, "deleted", node_count=0)
 
 
 # --- node-hours ---------------------------------------------------------------------------------
