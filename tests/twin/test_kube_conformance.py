@@ -611,6 +611,26 @@ def test_service_proxy_reaches_a_ready_replica_or_answers_503(kube_client: Any, 
     assert "/mnt/models" in answer  # the replica's model list, relayed by the API server
 
 
+def test_proxy_to_a_missing_service_or_pod_answers_404_as_kube_apiserver(
+    kube_client: Any, namespace: str
+) -> None:
+    core = k8s.CoreV1Api(kube_client)
+    calls = {
+        'services "nowhere" not found': lambda: core.connect_get_namespaced_service_proxy_with_path(
+            "https:nowhere:8000", namespace, "v1/models"
+        ),
+        'pods "nobody" not found': lambda: core.connect_get_namespaced_pod_proxy_with_path(
+            "nobody", namespace, "health"
+        ),
+    }
+    for message, call in calls.items():
+        with pytest.raises(ApiException) as raised:
+            call()
+        assert raised.value.status == 404
+        body = json.loads(raised.value.body)
+        assert (body["reason"], body["message"]) == ("NotFound", message)
+
+
 def test_api_flaky_scenario_fails_a_share_of_calls_with_retry_after(twin: Any, namespace: str) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     token = (twin.home / "token").read_text().strip()

@@ -3,7 +3,8 @@
 Endpoints are the pods the Service selects that have a ready replica server in ``ctx.replicas``.
 NetworkPolicies apply with the API server as the source (``netpol.KUBE_APISERVER``) when the
 gateway's NetworkPolicy evaluator is present. Failures are answered as kube-apiserver answers them:
-503 ``no endpoints available for service "x"`` or an ``error trying to reach service`` message.
+404 ``services "x" not found`` (the store's own error), 503 ``no endpoints available for service "x"``
+or an ``error trying to reach service`` message.
 """
 
 from __future__ import annotations
@@ -137,14 +138,7 @@ async def proxy_to_service(ctx: Any, request: web.Request, info: RequestInfo) ->
     """Forward the request to one endpoint of the Service and stream its answer back."""
     scheme, name, port = parse_service_ref(info.name or "")
     namespace = info.namespace or "default"
-    try:
-        service = ctx.store.get(ctx.store.resource("", "v1", "services"), name, namespace=namespace)
-    except ApiError as error:
-        if error.code == 404:
-            raise ApiError(
-                404, "NotFound", f'services "{name}" not found', {"name": name, "kind": "services"}
-            ) from None
-        raise
+    service = ctx.store.get(ctx.store.resource("", "v1", "services"), name, namespace=namespace)
     replica, _pod, _port = pick_endpoint(ctx, namespace, service, port)
     return await _forward(ctx, request, scheme, replica, info.rest)
 
@@ -157,14 +151,7 @@ async def proxy_to_pod(ctx: Any, request: web.Request, info: RequestInfo) -> web
     """
     scheme, name, port = parse_service_ref(info.name or "")
     namespace = info.namespace or "default"
-    try:
-        pod = ctx.store.get(ctx.store.resource("", "v1", "pods"), name, namespace=namespace)
-    except ApiError as error:
-        if error.code == 404:
-            raise ApiError(
-                404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"}
-            ) from None
-        raise
+    pod = ctx.store.get(ctx.store.resource("", "v1", "pods"), name, namespace=namespace)
     replica = ctx.replicas.get(namespace, name)
     pod_ip = (pod.get("status") or {}).get("podIP") or "<none>"
     if replica is None:
