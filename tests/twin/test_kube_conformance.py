@@ -611,6 +611,51 @@ def test_service_proxy_reaches_a_ready_replica_or_answers_503(kube_client: Any, 
     assert "/mnt/models" in answer  # the replica's model list, relayed by the API server
 
 
+def test_status_and_scale_puts_honour_dry_run_and_field_manager(
+    kube_client: Any, namespace: str, widgets: str
+) -> None:
+    custom = k8s.CustomObjectsApi(kube_client)
+    widget = {"apiVersion": "test.twin.io/v1", "kind": "Widget", "metadata": {"name": "w-put"}}
+    created = custom.create_namespaced_custom_object("test.twin.io", "v1", namespace, "widgets", widget)
+    with_status = {**created, "status": {"phase": "Shiny"}}
+    path = ("test.twin.io", "v1", namespace, "widgets", "w-put")
+    dry = custom.replace_namespaced_custom_object_status(*path, with_status, dry_run="All")
+    assert dry["status"] == {"phase": "Shiny"}
+    assert "status" not in custom.get_namespaced_custom_object(*path)  # a dry run stores nothing
+    custom.replace_namespaced_custom_object_status(*path, with_status, field_manager="status-writer")
+    stored = custom.get_namespaced_custom_object(*path)
+    assert stored["status"] == {"phase": "Shiny"}
+    assert "status-writer" in [m["manager"] for m in stored["metadata"]["managedFields"]]
+
+    apps = k8s.AppsV1Api(kube_client)
+    labels = {"app": "scaled"}
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    spec = {"replicas": 1, "selector": {"matchLabels": labels}, "template": template}
+    apps.create_namespaced_deployment(namespace, {"metadata": {"name": "scaled"}, "spec": spec})
+    scale = {"metadata": {"name": "scaled", "namespace": namespace}, "spec": {"replicas": 3}}
+    apps.replace_namespaced_deployment_scale("scaled", namespace, scale, dry_run="All")
+    assert apps.read_namespaced_deployment("scaled", namespace).spec.replicas == 1
+    apps.replace_namespaced_deployment_scale("scaled", namespace, scale, field_manager="scaler")
+    scaled = apps.read_namespaced_deployment("scaled", namespace)
+    assert scaled.spec.replicas == 3
+    assert "scaler" in [m.manager for m in scaled.metadata.managed_fields]
+
+
+def test_delete_collection_honours_selectors_and_dry_run(kube_client: Any, namespace: str) -> None:
+    core = k8s.CoreV1Api(kube_client)
+    for name, labels in (("doomed-1", {"fate": "doomed"}), ("doomed-2", {"fate": "doomed"}), ("kept", {})):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": labels}})
+
+    def names() -> list[str]:
+        return sorted(c.metadata.name for c in core.list_namespaced_config_map(namespace).items)
+
+    before = names()
+    core.delete_collection_namespaced_config_map(namespace, label_selector="fate=doomed", dry_run="All")
+    assert names() == before
+    core.delete_collection_namespaced_config_map(namespace, label_selector="fate=doomed")
+    assert "kept" in names() and not [n for n in names() if n.startswith("doomed")]
+
+
 def test_proxy_to_a_missing_service_or_pod_answers_404_as_kube_apiserver(
     kube_client: Any, namespace: str
 ) -> None:

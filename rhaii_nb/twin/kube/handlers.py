@@ -71,6 +71,31 @@ def user_agent_manager(request: web.Request) -> str:
     return agent.split("/", 1)[0][:128] or "unknown"
 
 
+def write_options(request: web.Request) -> dict[str, Any]:
+    """The store options of a create or update: ``fieldManager`` (default: the user agent) and ``dryRun``."""
+    return {
+        "field_manager": field_manager(request.query, user_agent_manager(request)),
+        "dry_run": dry_run(request.query),
+    }
+
+
+def selector_options(query: Any) -> dict[str, str | None]:
+    """The store options of a collection read or delete: ``labelSelector`` and ``fieldSelector``."""
+    return {
+        "label_selector": query.get("labelSelector") or None,
+        "field_selector": query.get("fieldSelector") or None,
+    }
+
+
+def deletion_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The store options of a delete, from validated DeleteOptions (see :func:`delete_options`)."""
+    return {
+        "propagation": options.get("propagationPolicy") or "Background",
+        "grace_seconds": options.get("gracePeriodSeconds"),
+        "dry_run": options.get("dryRun") == ["All"],
+    }
+
+
 def lookup(store: Any, info: RequestInfo) -> ResourceType:
     """The served resource type of a request, 404 when none."""
     try:
@@ -151,8 +176,7 @@ class ResourceHandlers:
         result = self.store.list(
             rt,
             namespace=info.namespace,
-            label_selector=query.get("labelSelector") or None,
-            field_selector=query.get("fieldSelector") or None,
+            **selector_options(query),
             limit=int_param(query, "limit"),
             continue_token=query.get("continue") or None,
         )
@@ -197,16 +221,14 @@ class ResourceHandlers:
         self._check_verb(rt, "create")
         if rt.namespaced and info.namespace is None:
             raise not_found()
-        query = request.query
         body = await bodies.read_object(request)
         warnings: list[str] = []
         created = self.store.create(
             rt,
             body,
             namespace=info.namespace,
-            field_manager=field_manager(query, user_agent_manager(request)),
-            dry_run=dry_run(query),
-            field_validation=field_validation(query),
+            **write_options(request),
+            field_validation=field_validation(request.query),
             warnings=warnings,
         )
         return json_response(created, status=201, headers=warning_headers(warnings))
@@ -214,17 +236,15 @@ class ResourceHandlers:
     async def update(self, request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
         """PUT: replace an object (409 on a stale resourceVersion; creates it when absent, as PUT may)."""
         self._check_verb(rt, "update")
-        query = request.query
         body = await bodies.read_object(request)
         warnings: list[str] = []
         updated = self.store.update(
             rt,
             body,
-            field_manager=field_manager(query, user_agent_manager(request)),
             namespace=info.namespace,
             name=info.name,
-            dry_run=dry_run(query),
-            field_validation=field_validation(query),
+            **write_options(request),
+            field_validation=field_validation(request.query),
             warnings=warnings,
         )
         return json_response(updated, headers=warning_headers(warnings))
@@ -244,10 +264,8 @@ class ResourceHandlers:
             rt,
             info.name,
             namespace=info.namespace,
-            propagation=options.get("propagationPolicy") or "Background",
-            grace_seconds=options.get("gracePeriodSeconds"),
             preconditions=options.get("preconditions"),
-            dry_run=options.get("dryRun") == ["All"],
+            **deletion_options(options),
         )
         return self._deleted_response(rt, info, result, current)
 
@@ -276,15 +294,8 @@ class ResourceHandlers:
         """DELETE a collection: every object matching the selectors; answers the list of deleted objects."""
         self._check_verb(rt, "deletecollection")
         options = await delete_options(request)
-        query = request.query
         deleted = self.store.delete_collection(
-            rt,
-            namespace=info.namespace,
-            label_selector=query.get("labelSelector") or None,
-            field_selector=query.get("fieldSelector") or None,
-            propagation=options.get("propagationPolicy") or "Background",
-            grace_seconds=options.get("gracePeriodSeconds"),
-            dry_run=options.get("dryRun") == ["All"],
+            rt, namespace=info.namespace, **selector_options(request.query), **deletion_options(options)
         )
         metadata = {"resourceVersion": self.store.resource_version}
         return json_response(

@@ -52,30 +52,31 @@ async def handle(ctx: Any, request: web.Request, rt: ResourceType, info: Request
     raise not_found()
 
 
-async def _status(ctx: Any, request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
-    from rhaii_nb.twin.kube.handlers import (
-        dry_run,
-        field_manager,
-        patch_object,
-        user_agent_manager,
-        warning_headers,
+def _put(
+    ctx: Any,
+    request: web.Request,
+    rt: ResourceType,
+    info: RequestInfo,
+    body: dict[str, Any],
+    subresource: str,
+) -> web.Response:
+    """Write ``body`` to the object's ``status`` or ``scale`` subresource; answer the stored result."""
+    from rhaii_nb.twin.kube.handlers import write_options
+
+    updated = ctx.store.update(
+        rt, body, subresource=subresource, namespace=info.namespace, name=info.name, **write_options(request)
     )
+    return json_response(updated)
+
+
+async def _status(ctx: Any, request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
+    from rhaii_nb.twin.kube.handlers import patch_object, warning_headers
 
     store = ctx.store
     if request.method == "GET":
         return json_response(store.get(rt, info.name, namespace=info.namespace))
     if request.method == "PUT":
-        body = await bodies.read_object(request)
-        updated = store.update(
-            rt,
-            body,
-            subresource="status",
-            field_manager=field_manager(request.query, user_agent_manager(request)),
-            namespace=info.namespace,
-            name=info.name,
-            dry_run=dry_run(request.query),
-        )
-        return json_response(updated)
+        return _put(ctx, request, rt, info, await bodies.read_object(request), "status")
     if request.method == "PATCH":
         result, _, warnings = await patch_object(ctx, request, rt, info, subresource="status")
         return json_response(result, headers=warning_headers(warnings))
@@ -84,7 +85,6 @@ async def _status(ctx: Any, request: web.Request, rt: ResourceType, info: Reques
 
 async def _scale(ctx: Any, request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
     from rhaii_nb.twin import patching
-    from rhaii_nb.twin.kube.handlers import dry_run, field_manager, user_agent_manager
 
     store = ctx.store
     scale = store.get_scale(rt, info.name, namespace=info.namespace)
@@ -104,16 +104,7 @@ async def _scale(ctx: Any, request: web.Request, rt: ResourceType, info: Request
         )
     else:
         raise _not_allowed()
-    updated = store.update(
-        rt,
-        new_scale,
-        subresource="scale",
-        field_manager=field_manager(request.query, user_agent_manager(request)),
-        namespace=info.namespace,
-        name=info.name,
-        dry_run=dry_run(request.query),
-    )
-    return json_response(updated)
+    return _put(ctx, request, rt, info, new_scale, "scale")
 
 
 async def _eviction(ctx: Any, request: web.Request, rt: ResourceType, info: RequestInfo) -> web.Response:
