@@ -247,29 +247,15 @@ def _execute(
             result.status = "skipped"
     except PapermillExecutionError as exc:
         result.status = "failed"
-        result.error = {
-            "cell_index": exc.cell_index,
-            "step": _step_heading(output, exc.cell_index),
-            "ename": exc.ename,
-            "evalue": _redact(str(exc.evalue)),
-        }
+        result.error = _failure(output, exc.cell_index, exc.ename, _redact(str(exc.evalue)))
     except CellTimeoutError as exc:
         result.status = "failed"
-        result.error = {
-            "cell_index": _running_cell(output),
-            "step": None,
-            "ename": "CellTimeoutError",
-            "evalue": f"a cell ran longer than its timeout and was interrupted ({exc})",
-        }
-        result.error["step"] = _step_heading(output, result.error["cell_index"])
+        why = f"a cell ran longer than its timeout and was interrupted ({exc})"
+        result.error = _failure(output, _running_cell(output), "CellTimeoutError", why)
     except DeadKernelError as exc:
         result.status = "failed"
-        result.error = {
-            "cell_index": _running_cell(output),
-            "step": None,
-            "ename": "DeadKernelError",
-            "evalue": f"the kernel died (out of memory or killed): {exc}",
-        }
+        why = f"the kernel died (out of memory or killed): {exc}"
+        result.error = _failure(output, _running_cell(output), "DeadKernelError", why)
     finally:
         result.duration_s = time.monotonic() - started
         result.records = read_records(records_file)
@@ -278,6 +264,16 @@ def _execute(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _failure(output: Path, cell_index: int | None, ename: str, evalue: str) -> dict[str, Any]:
+    """A notebook's ``error`` record: the failing cell, the step (heading) it belongs to, what went wrong."""
+    return {
+        "cell_index": cell_index,
+        "step": _step_heading(output, cell_index),
+        "ename": ename,
+        "evalue": evalue,
+    }
 
 
 def _all_criteria_skipped(records: list[dict[str, Any]]) -> bool:
@@ -292,17 +288,25 @@ def _cell_timeout(cell: Any, default: int) -> int:
 
 
 def _running_cell(output: Path) -> int | None:
-    """Index of the cell papermill marked running (timeouts and dead kernels leave no banner)."""
+    """Index of the cell that was executing when a timeout or a dead kernel stopped the run.
+
+    Papermill leaves no error banner then, and marks a timed-out cell ``completed``: the cell is the
+    one still marked running, else the last one that started.
+    """
     import nbformat
 
     try:
         nb = nbformat.read(output, as_version=4)
     except (OSError, ValueError):
         return None
+    last_started = None
     for index, cell in enumerate(nb.cells):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+        papermill = cell.get("metadata", {}).get("papermill", {})
+        if papermill.get("status") == "running":
             return index
-    return None
+        if papermill.get("start_time"):
+            last_started = index
+    return last_started
 
 
 def _step_heading(output: Path, cell_index: int | None) -> str | None:
