@@ -187,6 +187,41 @@ def _transport_error(exc: BaseException) -> str:
     return f"{kind}: {exc or type(exc).__name__}"
 
 
+class _StreamTally:
+    """What the SSE events of a streamed completion said: time to the first text, whether choices
+    came, the usage, a stream error, and whether ``data: [DONE]`` was seen."""
+
+    def __init__(self) -> None:
+        self.ttft_s = math.nan
+        self.has_choices = False
+        self.usage: dict[str, Any] | None = None
+        self.error: str | None = None
+        self.done = False
+
+    def feed(self, line: bytes, elapsed_s: float) -> None:
+        """One line of the body, which arrived ``elapsed_s`` after the request started."""
+        if self.done or not line.startswith(b"data:"):
+            return
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            self.done = True
+            return
+        if not math.isnan(self.ttft_s) and b'"usage"' not in data and b'"error"' not in data:
+            return  # one more token: nothing left to learn from it, skip decoding it
+        chunk = json.loads(data)
+        if "error" in chunk:
+            self.error = f"stream error: {chunk['error']}"
+            self.done = True
+            return
+        choices = chunk.get("choices") or []
+        if choices:
+            self.has_choices = True
+            first = choices[0]
+            if math.isnan(self.ttft_s) and (first.get("text") or (first.get("delta") or {}).get("content")):
+                self.ttft_s = elapsed_s
+        self.usage = chunk.get("usage") or self.usage
+
+
 async def request_once(
     client: aiohttp.ClientSession,
     endpoint: Endpoint,
@@ -220,6 +255,7 @@ async def request_once(
     }
     usage: dict[str, Any] | None = None
     has_choices = False
+    ended: float | None = None  # when the whole answer was in (before the client's own bookkeeping)
     try:
         async with client.post(endpoint.url("/v1/completions"), json=payload) as response:
             record["status"] = response.status
@@ -227,35 +263,28 @@ async def request_once(
             if response.status != 200:
                 record["error"] = _error_text(response.status, await response.read())
             elif stream:
-                done = False
-                # Read to the end of the body, also after [DONE], so the connection is reused.
-                async for line in response.content:
-                    if done or not line.startswith(b"data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
-                        done = True
-                        continue
-                    chunk = json.loads(data)
-                    if "error" in chunk:
-                        record["error"] = f"stream error: {chunk['error']}"
-                        done = True
-                        continue
-                    choices = chunk.get("choices") or []
-                    if choices:
-                        has_choices = True
-                        if math.isnan(record["ttft_s"]) and (
-                            choices[0].get("text") or (choices[0].get("delta") or {}).get("content")
-                        ):
-                            record["ttft_s"] = time.perf_counter() - started
-                    usage = chunk.get("usage") or usage
+                tally = _StreamTally()
+                pending = b""
+                # Whole reads split here (cheaper than a readline per event; each event of a read gets
+                # the read's arrival time), to the end of the body, also after [DONE], so the
+                # connection goes back to the pool open.
+                async for data in response.content.iter_any():
+                    arrived_s = time.perf_counter() - started
+                    *lines, pending = (pending + data).split(b"\n")
+                    for line in lines:
+                        tally.feed(line, arrived_s)
+                tally.feed(pending, time.perf_counter() - started)
+                ended = time.perf_counter()
+                has_choices, usage, record["ttft_s"] = tally.has_choices, tally.usage, tally.ttft_s
+                record["error"] = tally.error
             else:
                 body = json.loads(await response.read())
+                ended = time.perf_counter()
                 has_choices = bool(body.get("choices"))
                 usage = body.get("usage")
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         record["error"] = _transport_error(exc)
-    record["latency_s"] = time.perf_counter() - started
+    record["latency_s"] = (ended if ended is not None else time.perf_counter()) - started
     if record["error"] is None and not has_choices:
         record["error"] = "response has no choices"
     details = (usage or {}).get("prompt_tokens_details") or {}
