@@ -11,11 +11,18 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from rhaii_nb.twin.context import Clock, TwinContext
 from rhaii_nb.twin.pki import Pki
 from rhaii_nb.twin.podlogs import PodLogs
 from rhaii_nb.twin.store import Store
 
+REPO = Path(__file__).resolve().parents[2]
+# The guide's workload namespace and LLMInferenceService, and the controllers that serve it.
+NAMESPACE = "rhaii-inference"
+SERVICE = "qwen-3b-tpu-svc"
+RHAII_CONTROLLERS = ("scheduler", "kubelet", "deployments", "garbage", "llmisvc", "gatewayclass")
 # The CI profile's time scale (as the daemon fixtures use): 15 real minutes take 1.8 s.
 CI_TIME_SCALE = 0.002
 TPU_TAINT = {"key": "google.com/tpu", "value": "present", "effect": "NoSchedule"}
@@ -35,6 +42,13 @@ def make_ctx(
     )
     ctx.endpoints["gateway"] = "http://127.0.0.1:18080"
     return ctx
+
+
+def guide_service(replicas: int = 3) -> dict[str, Any]:
+    """The guide's LLMInferenceService (the project's manifest) with ``replicas`` replicas."""
+    body = yaml.safe_load((REPO / "manifests" / "llmisvc-tpu-caching.yaml").read_text())
+    body["spec"]["replicas"] = replicas
+    return body
 
 
 def tpu_node(name: str, *, ready: bool = True, pool: str = "tpu-pool") -> dict[str, Any]:

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cluster_harness import (
+    NAMESPACE,
+    RHAII_CONTROLLERS,
+    SERVICE,
     add_nodes,
     controllers,
     cpu_node,
     ensure_namespace,
+    guide_service,
     make_ctx,
     rt,
     tpu_node,
@@ -28,18 +31,6 @@ from rhaii_nb.pods import kubectl_columns
 from rhaii_nb.twin import admission, operators
 from rhaii_nb.twin.controllers.llmisvc import LLMISvcController
 from rhaii_nb.twin.errors import ApiError
-
-REPO = Path(__file__).resolve().parents[2]
-NAMESPACE = "rhaii-inference"
-SERVICE = "qwen-3b-tpu-svc"
-CLUSTER = ("scheduler", "kubelet", "deployments", "garbage", "llmisvc", "gatewayclass")
-
-
-def guide_service(replicas: int = 3) -> dict[str, Any]:
-    """The guide's LLMInferenceService (the project's manifest), on the fast replica profile."""
-    body = yaml.safe_load((REPO / "manifests" / "llmisvc-tpu-caching.yaml").read_text())
-    body["spec"]["replicas"] = replicas
-    return body
 
 
 def llmisvc_rt(ctx: Any) -> Any:
@@ -145,7 +136,7 @@ def test_guide_service_becomes_ready_with_its_children(tmp_path: Path):
     async def scenario() -> None:
         ctx = make_ctx(tmp_path, time_scale=0.005)  # the slow end of the CI profile
         started = time.monotonic()
-        async with controllers(ctx, *CLUSTER):
+        async with controllers(ctx, *RHAII_CONTROLLERS):
             prepare_cluster(ctx)
             apply_service(ctx, guide_service())
             await wait_for(lambda: service_ready(ctx), "LLMInferenceService Ready=True", timeout=40)
@@ -236,7 +227,7 @@ def test_guide_service_becomes_ready_with_its_children(tmp_path: Path):
 def test_image_update_rolls_one_replica_at_a_time_and_scaling_works(tmp_path: Path):
     async def scenario() -> None:
         ctx = make_ctx(tmp_path)
-        async with controllers(ctx, *CLUSTER):
+        async with controllers(ctx, *RHAII_CONTROLLERS):
             prepare_cluster(ctx, tpu_nodes=3)  # a spare node for the surge pod (maxSurge 25% of 2 → 1)
             body = guide_service(replicas=2)
             apply_service(ctx, body)
@@ -284,7 +275,7 @@ def test_image_update_rolls_one_replica_at_a_time_and_scaling_works(tmp_path: Pa
 def test_epp_sidecar_injection_gives_two_of_two(tmp_path: Path):
     async def scenario() -> None:
         ctx = make_ctx(tmp_path)
-        async with controllers(ctx, *CLUSTER):
+        async with controllers(ctx, *RHAII_CONTROLLERS):
             prepare_cluster(ctx, tpu_nodes=1)
             apply_service(ctx, guide_service(replicas=1))
             epp = names.scheduler_deployment(SERVICE)

@@ -17,10 +17,14 @@ import httpx
 import pytest
 import yaml
 from cluster_harness import (
+    NAMESPACE,
+    RHAII_CONTROLLERS,
+    SERVICE,
     add_nodes,
     controllers,
     cpu_node,
     ensure_namespace,
+    guide_service,
     make_ctx,
     pod,
     rt,
@@ -32,17 +36,7 @@ from rhaii_nb import names
 from rhaii_nb.pods import kubectl_columns
 from rhaii_nb.twin import operators
 
-REPO = Path(__file__).resolve().parents[2]
-NAMESPACE = "rhaii-inference"
-SERVICE = "qwen-3b-tpu-svc"
-CLUSTER = ("scheduler", "kubelet", "deployments", "garbage", "llmisvc", "gatewayclass")
 HF_401 = "401 Client Error: Unauthorized for url: https://huggingface.co/api/models/Qwen/Qwen2.5-3B-Instruct"
-
-
-def guide_service(replicas: int) -> dict[str, Any]:
-    body = yaml.safe_load((REPO / "manifests" / "llmisvc-tpu-caching.yaml").read_text())
-    body["spec"]["replicas"] = replicas
-    return body
 
 
 def add_secrets(ctx: Any, token: str = "hf_twin") -> None:
@@ -82,7 +76,7 @@ def test_bad_hf_token_crash_loops_the_storage_initializer_with_a_401(tmp_path: P
     async def scenario() -> None:
         ctx = make_ctx(tmp_path, scenarios=("bad-hf-token",))
         statuses: list[str] = []
-        async with controllers(ctx, *CLUSTER):
+        async with controllers(ctx, *RHAII_CONTROLLERS):
             deploy(ctx)
 
             def crash_looping() -> dict[str, Any] | None:
@@ -174,7 +168,7 @@ def _first_compile_seconds(lines: list[str]) -> float:
 def test_slow_compile_keeps_pods_at_running_0_of_1_with_the_log_at_compiling(tmp_path: Path):
     async def scenario() -> None:
         ctx = make_ctx(tmp_path, scenarios=("slow-compile",))
-        async with controllers(ctx, *CLUSTER):
+        async with controllers(ctx, *RHAII_CONTROLLERS):
             deploy(ctx)
 
             def compiling() -> dict[str, Any] | None:
