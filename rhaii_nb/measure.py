@@ -30,12 +30,12 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import httpx
 import pandas as pd
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
 
 from rhaii_nb.workload import GUIDE_SHORT_PROMPT, cache_note, default_cache_prompt, long_prefix
 
@@ -84,13 +84,17 @@ def ssl_context(verify: VerifyType) -> ssl.SSLContext:
     return httpx.create_ssl_context(verify=tls_verify(verify))
 
 
-def _env_proxy(url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    """The proxy the environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``) gives ``url``, looked up
-    once per client: aiohttp's ``trust_env`` would look it up (and ``~/.netrc``) in a thread per request."""
-    try:
-        return get_env_proxy_for_url(URL(url))
-    except LookupError:
-        return None, None
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment gives ``url`` as httpx reads it (``HTTPS_PROXY``/``HTTP_PROXY``, else
+    ``ALL_PROXY``; none for hosts in ``NO_PROXY``), credentials in the URL.
+
+    Looked up once per client: aiohttp's ``trust_env`` looks it up (and ``~/.netrc``) in a worker
+    thread on every request, which a load generator's latencies would include."""
+    host = urlsplit(url).hostname
+    if host and proxy_bypass(host):
+        return None
+    proxies = getproxies()
+    return proxies.get(urlsplit(url).scheme) or proxies.get("all")
 
 
 @dataclass(frozen=True)
@@ -136,14 +140,11 @@ class Endpoint:
             sock_connect=min(10.0, self.timeout_s),
             sock_read=self.timeout_s,
         )
-        proxy, proxy_auth = _env_proxy(self.base_url)
         return aiohttp.ClientSession(
             connector=connector,
             headers=dict(self.headers),
             timeout=timeout,
-            proxy=proxy,
-            proxy_auth=proxy_auth,
-            read_bufsize=2**18,  # an SSE line of a long completion still fits one read
+            proxy=env_proxy(self.base_url),
         )
 
 

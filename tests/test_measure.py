@@ -266,3 +266,25 @@ def test_verify_true_trusts_ssl_cert_file_as_httpx_does(tmp_path, monkeypatch):
         monkeypatch.delenv("SSL_CERT_FILE")
         refused = measure.load(running.urls[0], ["hello"], requests=1)
         assert refused.df["error"].iloc[0].startswith("ConnectError: ")
+
+
+@pytest.mark.timeout(60)
+def test_the_environment_proxy_is_used_unless_no_proxy_names_the_host(monkeypatch):
+    async def scenario() -> tuple[measure.LoadResult, measure.LoadResult, list[int]]:
+        peers: list[int] = []
+        runner, proxy_url = await _sse_server(peers)  # answers whatever is sent to it, like a proxy would
+        try:
+            target = measure.Endpoint("http://upstream.invalid:8000", timeout_s=5)
+            monkeypatch.setenv("HTTP_PROXY", proxy_url)
+            via_proxy = await measure.load_async(target, ["hi"], requests=2)
+            monkeypatch.setenv("NO_PROXY", "upstream.invalid")
+            direct = await measure.load_async(target, ["hi"], requests=1)
+        finally:
+            await runner.cleanup()
+        return via_proxy, direct, peers
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    via_proxy, direct, peers = asyncio.run(scenario())
+    assert via_proxy.failed == 0 and len(peers) == 2  # both requests went to the proxy
+    assert direct.df["error"].iloc[0].startswith("ConnectError: ") and len(peers) == 2
