@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TIME_SCALE = 0.002
+EXT_PROC_ENVOYFILTER = "inference-pool-ext-proc-tpu-fix"  # the guide's ext_proc fix for TPU pods
 
 
 def deploy(home: Path, **overrides: Any) -> tuple[Any, Any]:
@@ -49,3 +50,12 @@ def deployed_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         twin = session.twin
         forget_sessions()
         twin.stop()
+
+
+def delete_ext_proc_envoyfilter(session: Any) -> None:
+    """Delete the guide's ext_proc EnvoyFilter: the ``missing-envoyfilter`` troubleshooting case."""
+    from rhaii_nb import names
+
+    session.custom.delete_namespaced_custom_object(
+        "networking.istio.io", "v1alpha3", names.GATEWAY_NAMESPACE, "envoyfilters", EXT_PROC_ENVOYFILTER
+    )

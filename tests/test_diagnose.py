@@ -12,7 +12,7 @@ import helpers_deploy
 import helpers_session
 import pytest
 
-from rhaii_nb import names, pods, service
+from rhaii_nb import pods, service
 from rhaii_nb.diagnose import ClusterView, diagnose, findings_of
 from rhaii_nb.scenarios import SCENARIOS
 
@@ -65,17 +65,11 @@ def test_a_healthy_deployment_has_no_problem(deployed) -> None:
 @pytest.mark.timeout(180)
 def test_missing_envoyfilter_and_networkpolicy_are_named_and_fixed(deployed) -> None:
     session, params = deployed
-    session.custom.delete_namespaced_custom_object(
-        "networking.istio.io",
-        "v1alpha3",
-        names.GATEWAY_NAMESPACE,
-        "envoyfilters",
-        "inference-pool-ext-proc-tpu-fix",
-    )
+    helpers_deploy.delete_ext_proc_envoyfilter(session)
     session.networking.delete_namespaced_network_policy("allow-gateway-to-vllm", params.namespace)
     diagnosis = diagnose(session, params, fix=True)
     envoy = _by_scenario(diagnosis, "missing-envoyfilter")
-    assert "inference-pool-ext-proc-tpu-fix" in " ".join(envoy.evidence) and envoy.fixable
+    assert helpers_deploy.EXT_PROC_ENVOYFILTER in " ".join(envoy.evidence) and envoy.fixable
     netpol = _by_scenario(diagnosis, "netpol-blocks-gateway")
     assert netpol.severity == "error" and "allow-gateway-to-vllm" in " ".join(netpol.evidence)
     assert "connection failure" in " ".join(netpol.evidence), "the gateway's 503 is part of the evidence"

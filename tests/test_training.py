@@ -17,7 +17,7 @@ from pathlib import Path
 import helpers_deploy
 import pytest
 
-from rhaii_nb import names, pods, routing, service
+from rhaii_nb import pods, routing, service
 from rhaii_nb.diagnose import diagnose
 from rhaii_nb.runner import RunOptions, run_runbook
 from rhaii_nb.scenarios import SCENARIOS
@@ -152,13 +152,7 @@ def test_netpol_blocks_gateway(deployed, tmp_path) -> None:
 @pytest.mark.timeout(400)
 def test_missing_envoyfilter(deployed, tmp_path) -> None:
     session, params = deployed
-    session.custom.delete_namespaced_custom_object(
-        "networking.istio.io",
-        "v1alpha3",
-        names.GATEWAY_NAMESPACE,
-        "envoyfilters",
-        "inference-pool-ext-proc-tpu-fix",
-    )
+    helpers_deploy.delete_ext_proc_envoyfilter(session)
     summary = _run(session, tmp_path / "run", ["06", "10"], "missing-envoyfilter")
     assert summary.notebooks[0].status == "passed", "the EnvoyFilter step believes it applied everything"
     _assert_fails_where_predicted(summary, "missing-envoyfilter")
