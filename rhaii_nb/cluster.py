@@ -24,11 +24,12 @@ from google.api_core import exceptions as gexc
 from google.cloud import container_v1
 
 from rhaii_nb.display import Live, elapsed
+from rhaii_nb.polling import poll_interval
 
 LABEL_KEY, LABEL_VALUE = "created-by", "rhaii-nb"
 # The cluster's own pool for system pods (operators, gateway, EPP), as the guide's script creates it.
 SYSTEM_POOL, SYSTEM_MACHINE_TYPE, SYSTEM_NODES = "default-pool", "n1-standard-4", 2
-POLL_S = 2.0
+POLL_S = 2.0  # on GKE; the twin asks more often (polling.poll_interval)
 
 
 class ClusterMismatch(RuntimeError):
@@ -184,7 +185,7 @@ def wait_operation(
                 f"{what}: {_progress(op) or container_v1.Operation.Status(op.status).name} · "
                 f"{elapsed(time.monotonic() - started)}"
             )
-            time.sleep(POLL_S)
+            time.sleep(poll_interval(session.params, POLL_S))
             op = session.gke.get_operation(name=name, retry=session.gcp.retry)
         live.update(f"{what}: done in {elapsed(time.monotonic() - started)}")
     finally:
@@ -219,7 +220,7 @@ def _wait_status(
             if time.monotonic() - started > timeout:
                 raise TimeoutError(f"Timed out after {elapsed(timeout)} {what}: status still {status}")
             live.update(f"{what}: {status} · {elapsed(time.monotonic() - started)}")
-            time.sleep(POLL_S)
+            time.sleep(poll_interval(session.params, POLL_S))
     finally:
         live.close()
 

@@ -11,6 +11,8 @@
   none, and the update would wait forever — so the pool gets one surge node for the update (quota
   checked) and gives it back afterwards (GKE chooses which node goes: when it holds a new replica,
   that replica restarts on the node an old one freed; the probe keeps running until it is Ready).
+  :func:`update_image` picks the image to update to: the guide's next release, or back to the params'
+  image when the service already runs it, so running the procedure again always replaces replicas.
 - :func:`scale_to_zero` resizes the TPU pool to 0 (the vLLM pods wait as Pending, nothing is
   deleted) and says what that saves per hour; :func:`scale_back` restores it and measures the
   time until the service is Ready again.
@@ -124,6 +126,21 @@ def apply_service(session: Any, params: Any) -> str:
     return ", ".join(f"{obj.kind}/{obj.name} {obj.outcome}" for obj in result.objects)
 
 
+def deployed_image(session: Any, params: Any) -> str | None:
+    """The vLLM image the LLMInferenceService runs now (None when it does not exist or names none)."""
+    svc = service.get_service(session, params) or {}
+    containers = ((svc.get("spec") or {}).get("template") or {}).get("containers") or []
+    return next((c.get("image") for c in containers if c.get("name") == "main" and c.get("image")), None)
+
+
+def update_image(session: Any, params: Any) -> str:
+    """The image a rolling update moves to: the guide's next release, or back to ``params.vllm_image``
+    when the service already runs that release (so a second run of the procedure still replaces pods)."""
+    if deployed_image(session, params) == GUIDE_UPDATE_IMAGE:
+        return params.vllm_image
+    return GUIDE_UPDATE_IMAGE
+
+
 def _wait_pods(session: Any, params: Any, condition: Condition, timeout: float) -> PodTracker:
     tracker = PodTracker(session, params.namespace, names.workload_selector(params.service_name), show=False)
     tracker.wait_for(condition, timeout)
@@ -190,15 +207,17 @@ def scale(
 ) -> ScaleResult:
     """Scale replicas and the TPU pool together (N replicas = N nodes), quota first; wait for Ready.
 
-    Returns what was done; ``params`` are not changed (scale back with ``scale(session, params,
-    params.replicas)``).
+    Only the replicas change: the image the service runs now is kept (also after a rolling update
+    to an image other than ``params.vllm_image``). Returns what was done; ``params`` are not changed
+    (scale back with ``scale(session, params, params.replicas)``).
     """
     if replicas < 1:
         raise ValueError(f"replicas must be ≥ 1 (use scale_to_zero for 0), not {replicas}")
     timeout = timeout if timeout is not None else params.wait_s("ready_timeout_s")
     scale_factor = time_scale(session, params)
     before = current_replicas(session, params)
-    target = params.model_copy(update={"replicas": replicas, "num_nodes": replicas})
+    image = deployed_image(session, params) or params.vllm_image
+    target = params.model_copy(update={"replicas": replicas, "num_nodes": replicas, "vllm_image": image})
     quota = require_quota(session, params, replicas)
     steps: list[OpStep] = []
     started = time.monotonic()
@@ -344,6 +363,20 @@ class BackgroundProbe:
         self._thread.start()
         return self
 
+    def wait_for_answers(self, count: int, timeout: float) -> None:
+        """Block until ``count`` more requests have been answered (or failed) than when called."""
+        target = len(self.records) + count
+        deadline = time.monotonic() + timeout
+        while len(self.records) < target:
+            if self._error is not None:
+                raise RuntimeError(f"the background probe crashed: {self._error}") from self._error
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"the background probe got {count - (target - len(self.records))} of {count} answers "
+                    f"within {timeout:.0f} s: is the gateway at {self.endpoint.base_url} answering?"
+                )
+            time.sleep(0.02)
+
     def stop(self, timeout: float | None = None) -> pd.DataFrame:
         """Stop (in-flight requests finish) and return the records."""
         self._stop.set()
@@ -420,6 +453,7 @@ class RolloutResult:
     surge_nodes: int
     seconds: float
     gke_seconds: float
+    ready_on_new_image: int = 0  # workload pods Ready on the new image at the end
 
     @property
     def failed(self) -> int:
@@ -461,6 +495,7 @@ class RolloutResult:
             "errors": self.requests["error"].dropna().value_counts().to_dict() if len(self.requests) else {},
             "replicas_that_answered": len(answered),
             "surge_nodes": self.surge_nodes,
+            "ready_on_new_image": self.ready_on_new_image,
             "seconds": self.seconds,
             "gke_seconds": self.gke_seconds,
         }
@@ -517,9 +552,7 @@ def rolling_update(
         else params.wait_s("rollout_timeout_s") + params.wait_s("ready_timeout_s")
     )
     scale_factor = time_scale(session, params)
-    svc = service.get_service(session, params) or {}
-    containers = ((svc.get("spec") or {}).get("template") or {}).get("containers") or []
-    old_image = next((c.get("image", "") for c in containers if c.get("name") == "main"), "")
+    old_image = deployed_image(session, params) or ""
     steps: list[OpStep] = []
     extra = surge_nodes_needed(session, params)
     with_surge = params.model_copy(update={"num_nodes": params.num_nodes + extra})
@@ -538,7 +571,7 @@ def rolling_update(
     all_new = exactly_ready(params.replicas, image)
     started = time.monotonic()
     with probe:
-        time.sleep(0.5)  # a few requests before the update, as a baseline
+        probe.wait_for_answers(probe_concurrency, params.request_timeout_s)  # a baseline before the update
         _timed(steps, scale_factor, f"apply image {image}", lambda: apply_service(session, updated))
         _timed(
             steps,
@@ -556,7 +589,8 @@ def rolling_update(
                 "wait for Ready",
                 lambda: f"{len(tracker.wait_for(all_new, timeout))} pods Ready",
             )
-        time.sleep(0.5)  # and a few requests after it
+        probe.wait_for_answers(probe_concurrency, params.request_timeout_s)  # and after it
+        on_new_image = len(tracker.wait_for(all_new, timeout))
     took = time.monotonic() - started
     return RolloutResult(
         old_image,
@@ -567,6 +601,7 @@ def rolling_update(
         extra,
         round(took, 2),
         round(took / scale_factor, 1),
+        on_new_image,
     )
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from rhaii_nb import names
 from rhaii_nb.display import Live, elapsed
 from rhaii_nb.pods import WaitTimeout, is_ready
+from rhaii_nb.polling import poll_interval
 
 XKS_REPO = "https://github.com/opendatahub-io/rhaii-on-xks"
 
@@ -131,7 +132,7 @@ def wait_ready(session: Any, params: Any, *, timeout: float | None = None, show:
                 return table
             if time.monotonic() - started >= timeout:
                 break
-            time.sleep(2.0)
+            time.sleep(poll_interval(params, 2.0))
     finally:
         live.close()
     detail = "; ".join(f"{row['component']}: {row['pods ready']}" for _, row in waiting.iterrows())

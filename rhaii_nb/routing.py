@@ -23,6 +23,7 @@ import pandas as pd
 from rhaii_nb import names
 from rhaii_nb.display import Live, elapsed
 from rhaii_nb.pods import PodTracker, WaitTimeout, format_events, recent_events
+from rhaii_nb.polling import poll_interval
 
 SIDECAR_LABEL = "sidecar.istio.io/inject"
 SIDECAR_CONTAINER = "istio-proxy"
@@ -108,7 +109,7 @@ def enable_epp_sidecar(
                 return epp_pods(session, params)
             if time.monotonic() - started >= timeout:
                 break
-            time.sleep(1.0)
+            time.sleep(poll_interval(params, 1.0))
     finally:
         live.close()
     raise WaitTimeout(

@@ -16,6 +16,7 @@ import pandas as pd
 from rhaii_nb import names
 from rhaii_nb.display import Live, elapsed
 from rhaii_nb.pods import PodTracker, WaitTimeout, format_events, is_ready, pods_table, recent_events
+from rhaii_nb.polling import poll_interval
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1alpha1", "llminferenceservices"
 CRD_NAME = f"{PLURAL}.{GROUP}"
@@ -107,7 +108,7 @@ def wait_ready(session: Any, params: Any, timeout: float | None = None, *, show:
                 return tracker.table()
             if time.monotonic() >= deadline:
                 break
-            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+            time.sleep(min(poll_interval(params, 2.0), max(0.1, deadline - time.monotonic())))
     finally:
         live.close()
     problems = []
