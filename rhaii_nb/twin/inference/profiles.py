@@ -67,11 +67,11 @@ TPU_V6E_QWEN25_3B = Profile(
     # vLLM has no waiting-queue bound; llm-d-inference-sim answers 429 past 1000. We use 1024.
     max_waiting=1024,
     # Calibration against the guide's tests (max_tokens 10, short prompt): serial ~6.3 req/s means
-    # ~159 ms per request = overhead 6 ms + prefill ~21 ms + 9 decode steps of 11.5 ms (8 ms base +
-    # 3.5 ms for the one sequence) = ~131 ms of model time, plus ~25 ms that the client, HTTP and the
-    # event loop's timer granularity add on a laptop (measured by benchmarks/calibration.py).
+    # ~159 ms per request = overhead 6 ms + prefill ~21 ms + 9 decode steps of 13.5 ms (9 ms base +
+    # 4.5 ms for the one sequence) = ~149 ms of model time, plus ~10 ms that the client, HTTP and the
+    # event loop's timer granularity add (measured by benchmarks/calibration.py: 6.3 req/s).
     # Physically: one decode step of a 3B model on four v6e chips reads ~1.5 GB of weights per chip
-    # (~1 ms at 1.6 TB/s); the rest of the 8 ms base is XLA dispatch, sampling and the scheduler's
+    # (~1 ms at 1.6 TB/s); the rest of the 9 ms base is XLA dispatch, sampling and the scheduler's
     # Python work, which is what dominates small models on vLLM.
     request_overhead_s=0.006,
     prefill_base_s=0.020,
@@ -81,12 +81,12 @@ TPU_V6E_QWEN25_3B = Profile(
     # 6 k tokens/s: a cache hit on ~150 tokens saves ~21 ms (~11 % end to end, near the measured 8 %),
     # and a 1,500-token shared prefix costs ~250 ms of prefill, so its hit cuts TTFT by ~80 %.
     prefill_tokens_per_s=6_000.0,
-    decode_base_s=0.008,
+    decode_base_s=0.009,
     # Per-sequence host work per step (sampling, detokenization, output processing in Python)
-    # dominates a 3B model's decode on vLLM. 3.5 ms per sequence puts the guide's parallel test
-    # (20 requests, concurrency 10) at ~20 req/s on one replica: between the guide's ~25 req/s and
-    # the later measured ~10.7 req/s through the gateway.
-    decode_per_seq_s=0.0035,
+    # dominates a 3B model's decode on vLLM. 4.5 ms per sequence puts the guide's parallel test
+    # (20 requests, concurrency 10) at ~18 req/s on one replica and ~25 req/s through the gateway
+    # with 3 replicas: the guide's ~25 req/s, above the later measured ~10.7 req/s.
+    decode_per_seq_s=0.0045,
     jitter=0.03,
 )
 
