@@ -76,13 +76,15 @@ def test_rolling_update_loses_no_request_and_replaces_one_replica_at_a_time(depl
     served = set(result.requests["replica"].dropna())
     assert served & before and served & after
 
-    back = operations.rolling_update(session, params, params.vllm_image, show=False)
-    assert back.failed == 0 and _main_images(session, params) == {params.vllm_image}
+    assert summary["ready_on_new_image"] == params.replicas
+    # Run again, the procedure goes back to the params' image (a roll-back), so it always replaces pods.
+    assert operations.deployed_image(session, params) == NEW_IMAGE
+    assert operations.update_image(session, params) == params.vllm_image
 
 
 @pytest.mark.timeout(300)
 def test_scale_up_and_down_moves_replicas_and_nodes_together(deployed) -> None:
-    session, params = deployed
+    session, params = deployed  # on NEW_IMAGE since the rolling update test
     up = operations.scale(session, params, 4, show=False)
     assert up.ready == 4 and len(_tpu_nodes(session)) == 4
     assert [s.step for s in up.steps][:2] == ["resize node pool to 4", "apply replicas: 4"]
@@ -94,6 +96,7 @@ def test_scale_up_and_down_moves_replicas_and_nodes_together(deployed) -> None:
         f"resize node pool to {params.replicas}",
     ]
     assert operations.current_replicas(session, params) == params.replicas
+    assert _main_images(session, params) == {NEW_IMAGE}, "scaling keeps the image the service runs"
 
 
 @pytest.mark.timeout(300)
@@ -143,7 +146,9 @@ def test_record_cost_counts_each_window_once(deployed, tmp_path, monkeypatch) ->
     session, params = deployed
     run_dir = tmp_path / "run"
     (run_dir / "records").mkdir(parents=True)
-    earlier_end = time.time() - 2.0
+    # A window in which the three TPU nodes were all alive (the scale back may have made them < 2 s ago).
+    newest = max(parse_time(n.metadata.creation_timestamp.isoformat()) for n in _tpu_nodes(session))
+    earlier_end = max(time.time() - 2.0, newest)
     earlier = {"kind": "cost", "name": "TPU node-hours", "time": earlier_end, "data": {"until": earlier_end}}
     (run_dir / "records" / "10_cache_behaviour.jsonl").write_text(json.dumps(earlier) + "\n")
     own = run_dir / "records" / "11_operations.jsonl"
