@@ -136,6 +136,48 @@ class Transition:
     node: str = ""
 
 
+def _stages_before_first_sight(pod: Pod, label: str, node: str, now: dt.datetime) -> list[Transition]:
+    """Stages a pod went through before the tracker first saw it, from the pod's own timestamps.
+
+    A watch started after the apply misses the short ``Pending`` stage; the pod's creation time and
+    its ``PodScheduled`` condition say when it was Pending and when it was bound, as ``kubectl
+    describe`` would show. Nothing is invented beyond what those timestamps record.
+    """
+    if label == "Pending":
+        return []
+    name = pod["metadata"]["name"]
+    created = _parse_time(pod["metadata"].get("creationTimestamp"))
+    scheduled = next(
+        (
+            _parse_time(c.get("lastTransitionTime"))
+            for c in (pod.get("status") or {}).get("conditions") or []
+            if c.get("type") == "PodScheduled" and c.get("status") == "True"
+        ),
+        None,
+    )
+    if created is None:
+        return []
+    stages = [Transition(name, "Pending", min(created, now), "")]
+    init_count = len((pod.get("spec") or {}).get("initContainers") or [])
+    after_binding = f"Init:0/{init_count}" if init_count else "ContainerCreating"
+    if scheduled is not None and label != after_binding:
+        stages.append(Transition(name, after_binding, min(max(scheduled, created), now), node))
+    elif scheduled is not None:
+        # The first stage seen is the one binding starts: it began at the binding, not at first sight.
+        stages.append(Transition(name, label, min(max(scheduled, created), now), node))
+    return stages
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    """An RFC 3339 timestamp from the API as an aware datetime (None when absent or malformed)."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 @dataclass
 class PodTracker:
     """Watches the pods matching ``label_selector`` in ``namespace``; records stage transitions."""
@@ -176,11 +218,13 @@ class PodTracker:
         stage = pod_stage(pod)
         ready, total = ready_containers(pod)
         label = f"{stage} {ready}/{total}" if stage == "Running" else stage
+        node = (pod.get("spec") or {}).get("nodeName") or ""
         last = next((t for t in reversed(self.transitions) if t.pod == name), None)
+        if last is None:
+            self.transitions.extend(_stages_before_first_sight(pod, label, node, now))
+            last = next((t for t in reversed(self.transitions) if t.pod == name), None)
         if last is None or last.stage != label:
-            self.transitions.append(
-                Transition(name, label, now, (pod.get("spec") or {}).get("nodeName") or "")
-            )
+            self.transitions.append(Transition(name, label, now, node))
 
     def snapshot(self) -> list[Pod]:
         """The pods as last seen."""

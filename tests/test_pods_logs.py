@@ -229,3 +229,28 @@ def test_milestones_found_in_the_twins_start_up_logs_in_the_guides_order() -> No
 def test_no_milestone_from_a_failed_download() -> None:
     lines = [s.render() for s in storage_initializer_script("hf://x/y", unauthorized=True).steps]
     assert find_milestones(lines) == []
+
+
+def test_stages_before_the_tracker_first_saw_a_pod_come_from_its_timestamps() -> None:
+    """A watch started after the apply still charts Pending: from creation to the binding."""
+    import datetime as dt
+
+    from rhaii_nb.pods import _stages_before_first_sight
+
+    pod = {
+        "metadata": {"name": "vllm-0", "creationTimestamp": "2026-12-06T10:00:00Z"},
+        "spec": {"initContainers": [{"name": "storage-initializer"}], "nodeName": "tpu-1"},
+        "status": {
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-12-06T10:00:02Z"}
+            ]
+        },
+    }
+    now = dt.datetime(2026, 12, 6, 10, 0, 9, tzinfo=dt.UTC)
+    seen_running = _stages_before_first_sight(pod, "Running 0/1", "tpu-1", now)
+    assert [(t.stage, t.at.second) for t in seen_running] == [("Pending", 0), ("Init:0/1", 2)]
+    seen_at_init = _stages_before_first_sight(pod, "Init:0/1", "tpu-1", now)
+    assert [(t.stage, t.at.second) for t in seen_at_init] == [("Pending", 0), ("Init:0/1", 2)]
+    assert _stages_before_first_sight(pod, "Pending", "", now) == []
+    unscheduled = {**pod, "status": {}}
+    assert [t.stage for t in _stages_before_first_sight(unscheduled, "Terminating", "", now)] == ["Pending"]
