@@ -407,12 +407,17 @@ class Store:
         field_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        *,
+        read_only: bool = False,
     ) -> ListResult:
         """Matching objects sorted by namespace/name, and the list resourceVersion.
 
         With ``limit`` the result is one page; ``.continue_token`` fetches the next one from the same
-        consistent snapshot.
+        consistent snapshot. ``read_only=True`` returns views sharing their content with the store
+        (see ``_view``) instead of deep copies: for internal scans that only read, e.g. controllers
+        re-listing every pod on each change, where copying made the cost grow with the pod count.
         """
+        present = self._view if read_only else self._present
         labels, fields = self._selectors(rt, label_selector, field_selector)
         if continue_token:
             snap_id, rv, start = self._decode_continue(continue_token)
@@ -435,11 +440,9 @@ class Store:
                     self._snapshots.popitem(last=False)
             page = items[start : start + limit]
             token = self._encode_continue(snap_id, rv, start + limit)
-            return ListResult(
-                [self._present(rt, o) for o in page], str(rv), token, len(items) - start - limit
-            )
+            return ListResult([present(rt, o) for o in page], str(rv), token, len(items) - start - limit)
         page = items[start:]
-        return ListResult([self._present(rt, o) for o in page], str(rv))
+        return ListResult([present(rt, o) for o in page], str(rv))
 
     @staticmethod
     def _encode_continue(snap_id: str, rv: int, start: int) -> str:

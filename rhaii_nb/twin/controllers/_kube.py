@@ -65,12 +65,20 @@ class Kube:
         group: str = "",
         version: str = "v1",
         label_selector: str | None = None,
+        *,
+        read_only: bool = False,
     ) -> list[dict[str, Any]]:
-        """Objects of a type (empty while the type is not served)."""
+        """Objects of a type (empty while the type is not served).
+
+        ``read_only=True`` returns views sharing their content with the store (cheap, no deep copy):
+        the caller must not change them, nor keep parts of them it will change.
+        """
         rt = self.rt(plural, group, version)
         if rt is None:
             return []
-        items, _ = self.store.list(rt, namespace=namespace, label_selector=label_selector)
+        items, _ = self.store.list(
+            rt, namespace=namespace, label_selector=label_selector, read_only=read_only
+        )
         return items
 
     def get(

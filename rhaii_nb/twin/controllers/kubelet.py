@@ -35,6 +35,7 @@ from typing import Any
 from rhaii_nb import names
 from rhaii_nb.twin.context import ReplicaInfo
 from rhaii_nb.twin.controllers._kube import Kube, now_rfc3339
+from rhaii_nb.twin.jsoncopy import clone
 from rhaii_nb.twin.vllm_logs import (
     SERVING,
     StartupScript,
@@ -697,8 +698,10 @@ class Kubelet:
 
     def sync(self) -> None:
         """Start workers for newly bound pods, terminate deleted ones, collect orphans."""
-        pods = self.kube.list("pods")
-        node_names = {n["metadata"]["name"] for n in self.kube.list("nodes")}
+        # Views, not copies: this runs on every pod/node change, and copying every pod each time made
+        # it quadratic. A worker keeps its own copy of the pod it starts from.
+        pods = self.kube.list("pods", read_only=True)
+        node_names = {n["metadata"]["name"] for n in self.kube.list("nodes", read_only=True)}
         seen: set[str] = set()
         for pod in pods:
             meta, spec = pod["metadata"], pod.get("spec") or {}
@@ -718,7 +721,7 @@ class Kubelet:
             if worker is None and not meta.get("deletionTimestamp"):
                 if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                     continue
-                worker = PodWorker(self, pod)
+                worker = PodWorker(self, clone(pod))
                 self.workers[uid] = worker
                 worker.main_task = asyncio.get_running_loop().create_task(worker.lifecycle())
             if meta.get("deletionTimestamp") and uid not in self._terminations:
@@ -726,7 +729,7 @@ class Kubelet:
                     meta.get("deletionGracePeriodSeconds") or spec.get("terminationGracePeriodSeconds") or 30
                 )
                 if worker is None:
-                    worker = PodWorker(self, pod)
+                    worker = PodWorker(self, clone(pod))
                     self.workers[uid] = worker
                 self._terminations[uid] = asyncio.get_running_loop().create_task(worker.terminate(grace))
         for uid in list(self.workers):

@@ -314,8 +314,9 @@ class Scheduler:
 
     def schedule_once(self, *, flush: bool = False) -> int:
         """One scheduling pass over every Pending pod; returns how many were bound."""
-        pods = self.kube.list("pods")
-        nodes = sorted(self.kube.list("nodes"), key=lambda n: n["metadata"]["name"])
+        # Read-only views (no deep copy of every pod on every pass): the pass only reads them.
+        pods = self.kube.list("pods", read_only=True)
+        nodes = sorted(self.kube.list("nodes", read_only=True), key=lambda n: n["metadata"]["name"])
         used = _used_by_node(pods)
         bound = 0
         for pod in self.pending(pods):
