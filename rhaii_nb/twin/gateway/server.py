@@ -49,20 +49,10 @@ from rhaii_nb.twin.gateway import netpol, routing
 from rhaii_nb.twin.gateway.loads import SCRAPE_INTERVAL_S, scrape_load
 from rhaii_nb.twin.gateway.scheduler import RoundRobinPicker, Scheduler, SchedulerConfig
 from rhaii_nb.twin.gateway.scorers import EndpointLoad
+from rhaii_nb.twin.headers import HOP_BY_HOP
 
 log = logging.getLogger("rhaii_nb.twin.gateway")
 
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-}
 NO_ROUTE_STATUS = 404
 NO_HEALTHY_UPSTREAM = "no healthy upstream"
 CONNECT_FAILURE = (

@@ -17,24 +17,15 @@ import aiohttp
 from aiohttp import web
 
 from rhaii_nb.twin.errors import ApiError
+from rhaii_nb.twin.headers import HOP_BY_HOP
 from rhaii_nb.twin.kube.paths import RequestInfo
 from rhaii_nb.twin.kube.responses import service_unavailable
 
 log = logging.getLogger(__name__)
 
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "authorization",
-    "content-length",
-}
+# Besides the hop-by-hop headers: the caller's bearer token is for the API server, never for the pod,
+# and aiohttp sets the length of what it forwards itself.
+NOT_FORWARDED = HOP_BY_HOP | {"authorization", "content-length"}
 PROXY_TIMEOUT_SECONDS = 300
 _round_robin = itertools.count()
 
@@ -169,7 +160,7 @@ async def _forward(
 ) -> web.StreamResponse:
     """Send the request to ``replica`` and stream its answer back."""
     url = f"{scheme}://{replica.host}:{replica.port}{rest or '/'}"
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
     ssl_context = ctx.pki.client_ssl_context() if scheme == "https" and ctx.pki is not None else None
     session = await _session(request)
     body = await request.read()
@@ -182,7 +173,7 @@ async def _forward(
     async with upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for key, value in upstream.headers.items():
-            if key.lower() not in HOP_BY_HOP:
+            if key.lower() not in NOT_FORWARDED:
                 response.headers.add(key, value)
         response.enable_chunked_encoding()
         await response.prepare(request)
