@@ -146,10 +146,10 @@ def _stages_before_first_sight(pod: Pod, label: str, node: str, now: dt.datetime
     if label == "Pending":
         return []
     name = pod["metadata"]["name"]
-    created = _parse_time(pod["metadata"].get("creationTimestamp"))
+    created = parse_time(pod["metadata"].get("creationTimestamp"))
     scheduled = next(
         (
-            _parse_time(c.get("lastTransitionTime"))
+            parse_time(c.get("lastTransitionTime"))
             for c in (pod.get("status") or {}).get("conditions") or []
             if c.get("type") == "PodScheduled" and c.get("status") == "True"
         ),
@@ -166,16 +166,6 @@ def _stages_before_first_sight(pod: Pod, label: str, node: str, now: dt.datetime
         # The first stage seen is the one binding starts: it began at the binding, not at first sight.
         stages.append(Transition(name, label, min(max(scheduled, created), now), node))
     return stages
-
-
-def _parse_time(value: str | None) -> dt.datetime | None:
-    """An RFC 3339 timestamp from the API as an aware datetime (None when absent or malformed)."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 @dataclass
