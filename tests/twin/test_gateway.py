@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ import pytest
 import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+from streaming import StreamTiming, modelled_prefill_s, stream_ttft
 
 from rhaii_nb import names
 from rhaii_nb.twin.context import ReplicaInfo, TwinContext
@@ -390,23 +390,8 @@ def test_tpu_profile_repeated_long_prefix_cuts_ttft_through_the_gateway(tmp_path
     )
     assert 1400 <= tokenizer.count_tokens(shared) <= 1900
 
-    async def ttft(env: Env, prompt: str) -> tuple[float, int, str, int]:
-        payload = {"model": MODEL, "prompt": prompt, "max_tokens": 4, "stream": True,
-                   "stream_options": {"include_usage": True}}  # fmt: skip
-        started = time.perf_counter()
-        first, cached, prompt_tokens = None, -1, -1
-        async with env.client.stream("POST", f"{BASE}/v1/completions", json=payload) as resp:
-            async for line in resp.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                if chunk["choices"] and first is None:
-                    first = time.perf_counter() - started
-                if chunk.get("usage"):
-                    cached = chunk["usage"]["prompt_tokens_details"]["cached_tokens"]
-                    prompt_tokens = chunk["usage"]["prompt_tokens"]
-        assert first is not None
-        return first, cached, resp.headers["x-rhaii-replica"], prompt_tokens
+    async def ttft(env: Env, prompt: str) -> StreamTiming:
+        return await stream_ttft(env.client, f"{BASE}/v1/completions", prompt, MODEL)
 
     async def scenario() -> dict[str, Any]:
         async with gateway_env(tmp_path, replicas=3, profile="tpu-v6e-qwen2.5-3b") as env:
@@ -420,22 +405,19 @@ def test_tpu_profile_repeated_long_prefix_cuts_ttft_through_the_gateway(tmp_path
 
     results = run(scenario())
     cold, warm = results["cold"], results["warm"]
-    assert cold[1] == 0 and all(w[1] >= 1280 for w in warm)
-    assert {w[2] for w in warm} == {cold[2]}  # the EPP kept the prefix on its replica
+    assert cold.cached == 0 and all(w.cached >= 1280 for w in warm)
+    assert {w.replica for w in warm} == {cold.replica}  # the EPP kept the prefix on its replica
     profile = TPU_V6E_QWEN25_3B
-
-    def prefill_s(prompt_tokens: int, cached: int) -> float:
-        """The prefill step the replica's engine sleeps (before jitter) for this request alone."""
-        return profile.prefill_base_s + (prompt_tokens - cached) / profile.prefill_tokens_per_s
-
     # A wall-clock lower bound holds on a busy machine (an upper bound would not; the wall-clock cut
     # is benchmarks/calibration.py's check): the cold request waited its whole modelled prefill.
-    assert cold[0] >= 0.7 * prefill_s(cold[3], 0)
+    assert cold.first_s >= 0.7 * modelled_prefill_s(profile, cold.prompt_tokens, 0)
     for w in warm:
-        cut = 1 - prefill_s(w[3], w[1]) / prefill_s(cold[3], 0)
+        cut = 1 - modelled_prefill_s(profile, w.prompt_tokens, w.cached) / modelled_prefill_s(
+            profile, cold.prompt_tokens, 0
+        )
         assert cut >= 0.6, f"the cached prefix cuts the modelled prefill by only {cut:.0%}"
-    assert results["other"][1] == 0  # a different prefix misses again
-    assert all(s[1] == 0 for s in results["short"])  # shorter than one 128-token block: never a hit
+    assert results["other"].cached == 0  # a different prefix misses again
+    assert all(s.cached == 0 for s in results["short"])  # shorter than one 128-token block: never a hit
 
 
 @pytest.mark.timeout(60)

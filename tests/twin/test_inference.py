@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from streaming import StreamTiming, modelled_prefill_s, stream_ttft
 
 from rhaii_nb.twin.inference import CPU_TEST, TPU_V6E_QWEN25_3B, ReplicaServer, tokenizer
 from rhaii_nb.twin.inference.engine import Engine, EngineFull, EngineRequest
@@ -493,25 +493,8 @@ def test_reset_drops_the_cache():
     assert hit > 0 and miss == 0
 
 
-async def _ttft(client: httpx.AsyncClient, prompt: str) -> tuple[float, int, int]:
-    """(seconds to the first streamed token, cached prompt tokens, prompt tokens) of one request."""
-    payload = {"model": MODEL, "prompt": prompt, "max_tokens": 4, "stream": True,
-               "stream_options": {"include_usage": True}}  # fmt: skip
-    started = time.perf_counter()
-    first = None
-    cached = prompt_tokens = -1
-    async with client.stream("POST", "/v1/completions", json=payload) as response:
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if chunk["choices"] and first is None:
-                first = time.perf_counter() - started
-            if chunk.get("usage"):
-                cached = chunk["usage"]["prompt_tokens_details"]["cached_tokens"]
-                prompt_tokens = chunk["usage"]["prompt_tokens"]
-    assert first is not None
-    return first, cached, prompt_tokens
+async def _ttft(client: httpx.AsyncClient, prompt: str) -> StreamTiming:
+    return await stream_ttft(client, "/v1/completions", prompt, MODEL)
 
 
 @pytest.mark.timeout(60)
@@ -536,20 +519,17 @@ def test_tpu_profile_repeated_long_prefix_cuts_ttft_but_short_prompts_never_hit(
 
     results = asyncio.run(scenario())
     cold, warm = results["cold"], results["warm"]
-    assert cold[1] == 0 and warm[1] >= 1280
+    assert cold.cached == 0 and warm.cached >= 1280
     profile = TPU_V6E_QWEN25_3B
-
-    def prefill_s(prompt_tokens: int, cached: int) -> float:
-        """The prefill step the engine sleeps (before jitter) for this request alone."""
-        return profile.prefill_base_s + (prompt_tokens - cached) / profile.prefill_tokens_per_s
-
     # The engine sleeps the modelled prefill before the first token: a lower bound that holds on a
     # busy machine (an upper bound would not; the wall-clock cut is benchmarks/calibration.py's check).
-    assert cold[0] >= 0.7 * prefill_s(cold[2], 0)
-    cut = 1 - prefill_s(warm[2], warm[1]) / prefill_s(cold[2], 0)
+    assert cold.first_s >= 0.7 * modelled_prefill_s(profile, cold.prompt_tokens, 0)
+    cut = 1 - modelled_prefill_s(profile, warm.prompt_tokens, warm.cached) / modelled_prefill_s(
+        profile, cold.prompt_tokens, 0
+    )
     assert cut >= 0.6, f"the cached prefix cuts the modelled prefill by only {cut:.0%}"
-    assert results["other"][1] == 0
-    assert results["short1"][1] == 0 and results["short2"][1] == 0
+    assert results["other"].cached == 0
+    assert results["short1"].cached == 0 and results["short2"].cached == 0
 
 
 @pytest.mark.timeout(120)
